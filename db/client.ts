@@ -1,0 +1,60 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import pg from 'pg';
+import * as schema from './schema.ts';
+
+export type Db = NodePgDatabase<typeof schema>;
+
+export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** Key of the session-level advisory lock that serialises migrations across coordinators. */
+const MIGRATION_LOCK_KEY = 7_263_310_001;
+
+export interface Database {
+  pool: pg.Pool;
+  db: Db;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  url: string;
+  poolSize?: number;
+  /** Called for errors on idle pooled connections (e.g. the server restarted), which would otherwise crash the process. */
+  onPoolError?: (err: Error) => void;
+}
+
+export function openDatabase(opts: DatabaseOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    // A statement that hangs (lock waits, a dead server) must not hold a request forever.
+    statement_timeout: 30_000,
+    application_name: 'conveyor',
+  });
+  pool.on('error', (err) => opts.onPoolError?.(err));
+  const db = drizzle({ client: pool, schema });
+  return { pool, db, close: () => pool.end() };
+}
+
+/**
+ * Applies the committed drizzle-kit migrations. Two coordinators starting together must not
+ * race, so the whole run holds a PostgreSQL advisory lock on one dedicated connection;
+ * the second waits, then finds nothing left to apply.
+ */
+export async function runMigrations(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    try {
+      await migrate(drizzle({ client }), { migrationsFolder: MIGRATIONS_DIR });
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+    }
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { ApiError, ERRORS, isApiError } from './errors.ts';
+
+/** What every request carries in `ctx.state`. */
+export interface RequestState {
+  requestId: string;
+  log: Logger;
+  /** Set by the auth middleware on /v1 routes. */
+  principal?: string;
+}
+
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Outermost middleware: assigns the request id (echoing a well-formed client one), times
+ * the request for `http_request_duration_seconds` under its route template (never the
+ * raw path, which would explode label cardinality) and writes one access-log line.
+ */
+export function requestContext(logger: Logger, metrics: Metrics) {
+  return async (ctx: Context, next: Next) => {
+    const started = process.hrtime.bigint();
+    const given = ctx.get('x-request-id');
+    const requestId = CLIENT_REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = logger.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      // @koa/router records the matched route template (e.g. /v1/uploads/:uploadId) here.
+      const matched = (ctx as Context & { _matchedRoute?: string | RegExp })._matchedRoute;
+      const route = matched === undefined ? 'unmatched' : String(matched);
+      metrics.httpRequestDuration.observe({ method: ctx.method, route, status: String(ctx.status) }, seconds);
+      const line = { method: ctx.method, route, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) };
+      if (ctx.status >= 500) ctx.state.log.warn(line, 'request');
+      else ctx.state.log.debug(line, 'request');
+    }
+  };
+}
+
+/** Codes of PostgreSQL/pg errors that mean "the database is not there right now". */
+const DB_DOWN = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+]);
+
+/**
+ * The one place errors become responses: `{"error": {"code", "message", ...details}}`.
+ * Unknown errors are logged with the request id and answered `500 internal` without
+ * internals; an unreachable database is `503` with `Retry-After`.
+ */
+export function errorMiddleware() {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new ApiError('not_found');
+    } catch (err) {
+      const apiErr = toApiError(err);
+      if (apiErr.status >= 500) {
+        (ctx.state.log as Logger | undefined)?.error({ err }, 'request failed');
+      }
+      ctx.status = apiErr.status;
+      for (const [name, value] of Object.entries(apiErr.headers)) ctx.set(name, value);
+      ctx.body = { error: { ...apiErr.details, code: apiErr.code, message: apiErr.message } };
+    }
+  };
+}
+
+function toApiError(err: unknown): ApiError {
+  if (isApiError(err)) return err;
+  const e = err as { status?: number; type?: string; code?: string; message?: string; expose?: boolean };
+  // co-body / raw-body errors from the JSON body parser
+  if (e?.type === 'entity.too.large') return new ApiError('payload_too_large');
+  if (e?.type === 'entity.parse.failed') return new ApiError('invalid_json');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported')
+    return new ApiError('unsupported_media_type');
+  if (e?.type === 'request.aborted') return new ApiError('invalid_request', 'The client aborted the request.');
+  if (e?.code && DB_DOWN.has(e.code))
+    return new ApiError('database_unavailable', undefined, {}, { 'Retry-After': '2' });
+  // Other deliberate HTTP errors from Koa itself (ctx.throw) keep their status when it is a client error.
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+    const code = (Object.keys(ERRORS) as Array<keyof typeof ERRORS>).find((c) => ERRORS[c].status === e.status);
+    return new ApiError(code ?? 'invalid_request', e.message);
+  }
+  return new ApiError('internal');
+}

@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config.ts';
+import type { Metrics } from '../metrics.ts';
+import { DiskObjectStore } from './disk-object-store.ts';
+import type { ObjectStore } from './object-store.ts';
+import { S3ObjectStore } from './s3-object-store.ts';
+
+/** The object store the configuration selects: S3 when S3_BUCKET is set, otherwise the local disk. */
+export async function createObjectStore(config: Config, metrics?: Metrics): Promise<ObjectStore> {
+  if (config.storeKind === 's3') {
+    return new S3ObjectStore({
+      bucket: config.s3Bucket!,
+      region: config.s3Region,
+      ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+      forcePathStyle: config.s3ForcePathStyle,
+      prefix: config.s3Prefix,
+      onRequest: (operation, seconds, ok) =>
+        metrics?.objectStoreRequestDuration.observe({ operation, outcome: ok ? 'ok' : 'error' }, seconds),
+    });
+  }
+  const root = path.join(config.dataDir, 'objects');
+  await fs.mkdir(root, { recursive: true });
+  const secret = config.diskStoreSecret ?? (await readOrCreateSecret(path.join(config.dataDir, 'disk-store-secret')));
+  return new DiskObjectStore({ root, publicBaseUrl: config.publicUrl, secret });
+}
+
+/** The disk store's URL-signing key survives restarts, so URLs issued before a restart stay valid. */
+async function readOrCreateSecret(file: string): Promise<string> {
+  const existing = (await fs.readFile(file, 'utf8').catch(() => '')).trim();
+  if (existing.length >= 32) return existing;
+  const secret = randomBytes(32).toString('base64url');
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}

@@ -1,0 +1,35 @@
+/**
+ * Errors an ObjectStore throws for conditions callers act on. Anything else
+ * (network failures, throttling the SDK gave up on, 5xx) propagates as is and is
+ * treated as transient by callers.
+ */
+export type ObjectStoreErrorCode =
+  /** The multipart upload does not exist (never created, completed or aborted). */
+  | 'no_such_upload'
+  /** The object does not exist. */
+  | 'not_found'
+  /** The bytes did not match the given Content-MD5 / checksum. */
+  | 'bad_digest'
+  /** A part listed for completion is missing, or its ETag does not match. */
+  | 'invalid_part'
+  /** A part other than the last is below the store's 5 MiB minimum. */
+  | 'entity_too_small'
+  /** `ifMatch` did not match the object's ETag. */
+  | 'precondition_failed'
+  /** A byte range outside the object. */
+  | 'invalid_range';
+
+export class ObjectStoreError extends Error {
+  override readonly name = 'ObjectStoreError';
+  constructor(
+    readonly code: ObjectStoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isObjectStoreError(err: unknown, code?: ObjectStoreErrorCode): err is ObjectStoreError {
+  return err instanceof ObjectStoreError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,299 @@
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListPartsCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { isObjectStoreError, ObjectStoreError } from './errors.ts';
+import type {
+  CompleteInput,
+  CreateMultipartInput,
+  GetObjectInput,
+  MultipartRef,
+  ObjectBody,
+  ObjectHead,
+  ObjectStore,
+  PartInfo,
+  PresignedRequest,
+  PresignGetInput,
+  PresignPartsInput,
+  UploadPartInput,
+} from './object-store.ts';
+import { toObjectStoreError } from './s3-errors.ts';
+import { resolveLocation, S3Presigner } from './s3-presigner.ts';
+
+export interface S3ObjectStoreOptions {
+  bucket: string;
+  region: string;
+  /** Custom endpoint (Ceph RGW, MinIO, LocalStack). @default AWS's regional endpoint */
+  endpoint?: string;
+  /** `https://host/bucket/key` instead of `https://bucket.host/key`. @default false */
+  forcePathStyle?: boolean;
+  /** Prepended to every object key. @default '' */
+  prefix?: string;
+  /**
+   * A ready client (tests). Credentials always come from the client, by default the SDK's
+   * provider chain (AWS_* variables, profile, IAM role): this store never takes keys.
+   */
+  client?: S3Client;
+  /**
+   * Whether the store rejects a part whose body does not match a signed `x-amz-checksum-sha256`.
+   * AWS does; Ceph RGW 16 accepts any value. @default true for AWS (no `endpoint`), false otherwise
+   */
+  verifiesSha256?: boolean;
+  /** ListParts page size; S3's maximum and default is 1,000. @default 1000 */
+  maxPartsPerPage?: number;
+  /**
+   * Called after every S3 call, e.g. for `object_store_request_duration_seconds{operation}`.
+   * `ok` is false when the call failed without a definite S3 answer (network error, 5xx, throttling,
+   * access denied); "not found", "no such upload", "bad digest" and the like count as ok.
+   */
+  onRequest?: (operation: string, seconds: number, ok: boolean) => void;
+  /** Clock used as the signing date of presigned URLs. @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * ObjectStore on S3 or an S3-compatible gateway. IAM actions needed on the bucket/prefix:
+ * s3:PutObject (create, upload part, complete), s3:AbortMultipartUpload, s3:ListMultipartUploadParts,
+ * s3:GetObject, s3:DeleteObject, s3:ListBucket (HeadBucket, and 404 rather than 403 for missing keys).
+ */
+/** Calls that address a multipart upload, where Ceph's NoSuchKey means NoSuchUpload. */
+const MULTIPART = { multipart: true };
+
+export class S3ObjectStore implements ObjectStore {
+  readonly kind = 's3';
+  readonly capabilities: { verifiesSha256: boolean };
+  readonly client: S3Client;
+  readonly #bucket: string;
+  readonly #prefix: string;
+  readonly #presigner: S3Presigner;
+  readonly #maxParts: number;
+  readonly #onRequest: S3ObjectStoreOptions['onRequest'];
+
+  constructor(options: S3ObjectStoreOptions) {
+    if (!options.bucket)
+      throw new TypeError(`S3ObjectStore: bucket is required, got ${JSON.stringify(options.bucket)}`);
+    if (!options.region)
+      throw new TypeError(`S3ObjectStore: region is required, got ${JSON.stringify(options.region)}`);
+    const maxParts = options.maxPartsPerPage ?? 1000;
+    if (!Number.isInteger(maxParts) || maxParts < 1 || maxParts > 1000) {
+      throw new TypeError(`S3ObjectStore: maxPartsPerPage must be 1..1000, got ${maxParts}`);
+    }
+    this.client =
+      options.client ??
+      new S3Client({
+        region: options.region,
+        endpoint: options.endpoint,
+        forcePathStyle: options.forcePathStyle ?? false,
+        // Only send/verify checksums S3 requires: Ceph RGW and other gateways reject or mishandle
+        // the CRC32 trailers that SDK versions since early 2025 add by default.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      });
+    this.capabilities = { verifiesSha256: options.verifiesSha256 ?? !options.endpoint };
+    this.#bucket = options.bucket;
+    this.#prefix = options.prefix ?? '';
+    this.#maxParts = maxParts;
+    this.#onRequest = options.onRequest;
+    this.#presigner = new S3Presigner(
+      resolveLocation(options),
+      {
+        // The client's resolved (memoised, refreshing) credential provider and hash: one source of truth.
+        credentials: this.client.config.credentials,
+        sha256: this.client.config.sha256,
+        region: options.region,
+      },
+      options.now ?? Date.now,
+    );
+  }
+
+  async createMultipartUpload(input: CreateMultipartInput, signal?: AbortSignal): Promise<{ uploadId: string }> {
+    const out = await this.#send('CreateMultipartUpload', signal, (o) =>
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.#bucket,
+          Key: this.#key(input.key),
+          ContentType: input.contentType,
+          Metadata: input.metadata,
+        }),
+        o,
+      ),
+    );
+    if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+    return { uploadId: out.UploadId };
+  }
+
+  async presignUploadParts(input: PresignPartsInput): Promise<PresignedRequest[]> {
+    return this.#presigner.uploadParts({ ...input, key: this.#key(input.key) });
+  }
+
+  async presignGetObject(input: PresignGetInput): Promise<PresignedRequest> {
+    return this.#presigner.getObject({ ...input, key: this.#key(input.key) });
+  }
+
+  async uploadPart(input: UploadPartInput, signal?: AbortSignal): Promise<{ etag: string }> {
+    const out = await this.#send(
+      'UploadPart',
+      signal,
+      (o) =>
+        this.client.send(
+          new UploadPartCommand({
+            ...this.#ref(input),
+            PartNumber: input.partNumber,
+            Body: input.body,
+            ContentLength: input.contentLength,
+            ContentMD5: input.md5,
+          }),
+          o,
+        ),
+      MULTIPART,
+    );
+    if (!out.ETag) throw new Error('UploadPart returned no ETag');
+    return { etag: out.ETag };
+  }
+
+  async listParts(input: MultipartRef, signal?: AbortSignal): Promise<PartInfo[]> {
+    const parts: PartInfo[] = [];
+    let marker: string | undefined;
+    // ListParts returns at most MaxParts (≤ 1,000) parts per call; follow NextPartNumberMarker while IsTruncated.
+    for (;;) {
+      const page = await this.#send(
+        'ListParts',
+        signal,
+        (o) =>
+          this.client.send(
+            new ListPartsCommand({ ...this.#ref(input), MaxParts: this.#maxParts, PartNumberMarker: marker }),
+            o,
+          ),
+        MULTIPART,
+      );
+      for (const p of page.Parts ?? []) {
+        parts.push({ partNumber: p.PartNumber ?? 0, etag: p.ETag ?? '', size: p.Size ?? 0 });
+      }
+      if (!page.IsTruncated || !page.NextPartNumberMarker || page.NextPartNumberMarker === marker) break;
+      marker = page.NextPartNumberMarker;
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async completeMultipartUpload(input: CompleteInput, signal?: AbortSignal): Promise<{ etag: string; size: number }> {
+    const Parts = input.parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag }));
+    const out = await this.#send(
+      'CompleteMultipartUpload',
+      signal,
+      (o) =>
+        this.client.send(new CompleteMultipartUploadCommand({ ...this.#ref(input), MultipartUpload: { Parts } }), o),
+      MULTIPART,
+    );
+    // The response has no size, and Ceph RGW may return an empty ETag: read both back.
+    const head = await this.headObject(input.key, signal);
+    if (!head) throw new Error(`object ${input.key} missing right after CompleteMultipartUpload`);
+    return { etag: out.ETag || head.etag, size: head.size };
+  }
+
+  async abortMultipartUpload(input: MultipartRef, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.#send(
+        'AbortMultipartUpload',
+        signal,
+        (o) => this.client.send(new AbortMultipartUploadCommand(this.#ref(input)), o),
+        MULTIPART,
+      );
+    } catch (err) {
+      // Aborting an unknown or already aborted upload leaves nothing behind: that is success.
+      if (!isObjectStoreError(err, 'no_such_upload')) throw err;
+    }
+  }
+
+  async headObject(key: string, signal?: AbortSignal): Promise<ObjectHead | null> {
+    try {
+      const out = await this.#send('HeadObject', signal, (o) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), o),
+      );
+      return {
+        size: out.ContentLength ?? 0,
+        etag: out.ETag ?? '',
+        contentType: out.ContentType,
+        lastModified: out.LastModified,
+      };
+    } catch (err) {
+      if (isObjectStoreError(err, 'not_found')) return null;
+      throw err;
+    }
+  }
+
+  async getObject(input: GetObjectInput, signal?: AbortSignal): Promise<ObjectBody> {
+    // Timed until the response headers arrive; the body is streamed by the caller.
+    const out = await this.#send('GetObject', signal, (o) =>
+      this.client.send(
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#key(input.key),
+          Range: input.range ? `bytes=${input.range.start}-${input.range.end}` : undefined,
+          IfMatch: input.ifMatch,
+        }),
+        o,
+      ),
+    );
+    const contentLength = out.ContentLength ?? 0;
+    // "Content-Range: bytes 0-9/443" (RFC 9110 §14.4): the total follows the slash.
+    const total = out.ContentRange ? Number(out.ContentRange.split('/')[1]) : contentLength;
+    return {
+      body: out.Body as Readable,
+      contentLength,
+      totalSize: Number.isFinite(total) ? total : contentLength,
+      etag: out.ETag ?? '',
+      contentType: out.ContentType,
+    };
+  }
+
+  async deleteObject(key: string, signal?: AbortSignal): Promise<void> {
+    // S3 DeleteObject answers 204 whether or not the key existed.
+    await this.#send('DeleteObject', signal, (o) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), o),
+    );
+  }
+
+  async checkReady(signal?: AbortSignal): Promise<void> {
+    await this.#send('HeadBucket', signal, (o) => this.client.send(new HeadBucketCommand({ Bucket: this.#bucket }), o));
+  }
+
+  #ref(ref: MultipartRef): { Bucket: string; Key: string; UploadId: string } {
+    return { Bucket: this.#bucket, Key: this.#key(ref.key), UploadId: ref.uploadId };
+  }
+
+  #key(key: string): string {
+    return `${this.#prefix}${key}`;
+  }
+
+  /** Runs one S3 call: reports its duration to `onRequest`, maps S3 errors to ObjectStoreError. */
+  async #send<O>(
+    operation: string,
+    abortSignal: AbortSignal | undefined,
+    send: (options: { abortSignal?: AbortSignal }) => Promise<O>,
+    mapping: { multipart?: boolean } = {},
+  ): Promise<O> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      const out = await send({ abortSignal });
+      ok = true;
+      return out;
+    } catch (err) {
+      const mapped = toObjectStoreError(err, mapping);
+      // A definite S3 answer the caller acts on (404, BadDigest, ...) is the store working as it should.
+      ok = mapped instanceof ObjectStoreError;
+      throw mapped;
+    } finally {
+      this.#onRequest?.(operation, (performance.now() - started) / 1000, ok);
+    }
+  }
+}
