@@ -112,6 +112,36 @@ export class UploadsRepository {
     return row ?? null;
   }
 
+  /**
+   * Re-claims an upload stuck in `status` since before `olderThan` (its owner died), bumping
+   * updated_at so that exactly one of several racers gets it.
+   */
+  async takeOverStale(id: string, status: UploadStatus, olderThan: Date): Promise<UploadRow | null> {
+    const [row] = await this.db
+      .update(uploads)
+      .set({ updatedAt: sql`now()` })
+      .where(and(eq(uploads.id, id), eq(uploads.status, status), lt(uploads.updatedAt, olderThan)))
+      .returning();
+    return row ?? null;
+  }
+
+  /** Forgets the store's multipart upload id once the store no longer has it (aborted). */
+  async clearStoreUploadId(id: string, status: UploadStatus): Promise<void> {
+    await this.db
+      .update(uploads)
+      .set({ s3UploadId: null, updatedAt: sql`now()` })
+      .where(and(eq(uploads.id, id), eq(uploads.status, status)));
+  }
+
+  /** ABORTED uploads whose store upload was not yet discarded (the abort call failed). */
+  async findUndiscarded(limit: number): Promise<UploadRow[]> {
+    return this.db
+      .select()
+      .from(uploads)
+      .where(and(eq(uploads.status, 'ABORTED'), sql`${uploads.s3UploadId} IS NOT NULL`))
+      .limit(limit);
+  }
+
   /** Non-terminal uploads whose deadline has passed, oldest first (for the expiry sweeper). */
   async findExpired(now: Date, limit: number): Promise<UploadRow[]> {
     return this.db

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { DiskObjectStore } from '../storage/disk-object-store.ts';
-import type { DiskTokenClaims } from '../storage/disk-token.ts';
+import { type DiskTokenClaims, DiskTokenError } from '../storage/disk-token.ts';
 import { isObjectStoreError, type ObjectStoreErrorCode } from '../storage/errors.ts';
 import type { ByteRange } from '../storage/object-store.ts';
 import { ApiError, type ErrorCode } from './errors.ts';
@@ -83,7 +83,15 @@ function claimsFor<Op extends DiskTokenClaims['op']>(
 ): Extract<DiskTokenClaims, { op: Op }> {
   const token = ctx.query.token;
   if (typeof token !== 'string' || token === '') throw new ApiError('signature_invalid', 'The token is missing.');
-  const claims = store.verifyToken(token);
+  let claims: DiskTokenClaims;
+  try {
+    claims = store.verifyToken(token);
+  } catch (err) {
+    if (err instanceof DiskTokenError) {
+      throw new ApiError(err.reason === 'expired' ? 'url_expired' : 'signature_invalid');
+    }
+    throw err;
+  }
   // A PUT token must not read objects and vice versa, like S3's signed HTTP method.
   if (claims.op !== op) throw new ApiError('signature_invalid');
   return claims as Extract<DiskTokenClaims, { op: Op }>;

@@ -2,7 +2,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { ApiError } from '../http/errors.ts';
 import {
   chunksOf,
   concatFiles,
@@ -15,7 +14,7 @@ import {
   removeWithMeta,
   writeJsonAtomic,
 } from './disk-files.ts';
-import { type DiskTokenClaims, DiskTokenError, signDiskToken, verifyDiskToken } from './disk-token.ts';
+import { type DiskTokenClaims, signDiskToken, verifyDiskToken } from './disk-token.ts';
 import { ObjectStoreError } from './errors.ts';
 import { assertPartNumber, multipartEtag, unquote, validateCompletion } from './multipart-rules.ts';
 import type {
@@ -136,15 +135,9 @@ export class DiskObjectStore implements ObjectStore {
     return { url, method: 'GET', headers, expiresAt: new Date(exp * 1000) };
   }
 
-  /** Claims of a token from one of this store's URLs; throws `url_expired` or `signature_invalid`. */
+  /** Claims of a token from one of this store's URLs; throws `DiskTokenError` (expired or invalid). */
   verifyToken(token: string): DiskTokenClaims {
-    try {
-      return verifyDiskToken(this.#secret, token, this.#now());
-    } catch (err) {
-      if (err instanceof DiskTokenError)
-        throw new ApiError(err.reason === 'expired' ? 'url_expired' : 'signature_invalid');
-      throw err;
-    }
+    return verifyDiskToken(this.#secret, token, this.#now());
   }
 
   async uploadPart(input: DiskUploadPartInput, signal?: AbortSignal): Promise<{ etag: string }> {

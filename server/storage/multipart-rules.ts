@@ -23,6 +23,16 @@ export function unquote(etag: string): string {
   return etag.replace(/^W\//, '').replace(/^"|"$/g, '');
 }
 
+/** A CompleteMultipartUpload part list must be non-empty and strictly ascending. */
+export function assertPartList(listed: ReadonlyArray<{ partNumber: number }>): void {
+  // S3 answers MalformedXML for an empty list; for callers it is the same mistake as a missing part.
+  if (listed.length === 0) throw new ObjectStoreError('invalid_part', 'at least one part must be listed');
+  // InvalidPartOrder: "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+  if (listed.some((p, i) => i > 0 && p.partNumber <= listed[i - 1]!.partNumber)) {
+    throw new ObjectStoreError('invalid_part', 'parts must be listed in ascending order of part number');
+  }
+}
+
 /**
  * Checks a CompleteMultipartUpload part list against the stored parts (`stored[i]` describes
  * `listed[i]`, `null` when missing), in S3's order: part order, then existence and ETags, then sizes.
@@ -31,12 +41,7 @@ export function validateCompletion(
   listed: ReadonlyArray<{ partNumber: number; etag: string }>,
   stored: ReadonlyArray<{ etag: string; size: number } | null>,
 ): void {
-  // S3 MalformedXML for an empty list; for callers it is the same mistake as a missing part.
-  if (listed.length === 0) throw new ObjectStoreError('invalid_part', 'at least one part must be listed');
-  // InvalidPartOrder: "The list of parts was not in ascending order. The parts list must be specified in order by part number."
-  if (listed.some((p, i) => i > 0 && p.partNumber <= listed[i - 1]!.partNumber)) {
-    throw new ObjectStoreError('invalid_part', 'parts must be listed in ascending order of part number');
-  }
+  assertPartList(listed);
   for (const [i, part] of listed.entries()) {
     const found = stored[i];
     // InvalidPart: "One or more of the specified parts could not be found ... or the specified entity tag might not have matched".

@@ -12,6 +12,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { isObjectStoreError, ObjectStoreError } from './errors.ts';
+import { assertPartList } from './multipart-rules.ts';
 import type {
   CompleteInput,
   CreateMultipartInput,
@@ -185,18 +186,26 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async completeMultipartUpload(input: CompleteInput, signal?: AbortSignal): Promise<{ etag: string; size: number }> {
+    // Checked here because Ceph RGW 16 does not: it completes an unordered list (with an empty ETag).
+    assertPartList(input.parts);
     const Parts = input.parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag }));
-    const out = await this.#send(
-      'CompleteMultipartUpload',
-      signal,
-      (o) =>
-        this.client.send(new CompleteMultipartUploadCommand({ ...this.#ref(input), MultipartUpload: { Parts } }), o),
-      MULTIPART,
-    );
+    let etag: string | undefined;
+    try {
+      const out = await this.#send(
+        'CompleteMultipartUpload',
+        signal,
+        (o) =>
+          this.client.send(new CompleteMultipartUploadCommand({ ...this.#ref(input), MultipartUpload: { Parts } }), o),
+        MULTIPART,
+      );
+      etag = out.ETag;
+    } catch (err) {
+      throw await this.#explainCompleteFailure(input, err, signal);
+    }
     // The response has no size, and Ceph RGW may return an empty ETag: read both back.
     const head = await this.headObject(input.key, signal);
     if (!head) throw new Error(`object ${input.key} missing right after CompleteMultipartUpload`);
-    return { etag: out.ETag || head.etag, size: head.size };
+    return { etag: etag || head.etag, size: head.size };
   }
 
   async abortMultipartUpload(input: MultipartRef, signal?: AbortSignal): Promise<void> {
@@ -264,6 +273,25 @@ export class S3ObjectStore implements ObjectStore {
 
   async checkReady(signal?: AbortSignal): Promise<void> {
     await this.#send('HeadBucket', signal, (o) => this.client.send(new HeadBucketCommand({ Bucket: this.#bucket }), o));
+  }
+
+  /**
+   * Ceph RGW 16 answers a complete of an aborted or unknown upload with 500 InternalError "This
+   * multipart completion is already in progress" (its completion lock finds no upload). ListParts
+   * tells that apart from a real concurrent completion: it answers 404 only when the upload is gone.
+   */
+  async #explainCompleteFailure(input: CompleteInput, err: unknown, signal?: AbortSignal): Promise<unknown> {
+    const message = err instanceof Error ? err.message : '';
+    if (!/already in progress/i.test(message)) return err;
+    try {
+      await this.listParts(input, signal);
+      return err;
+    } catch (probe) {
+      if (!isObjectStoreError(probe, 'no_such_upload')) return err;
+      return new ObjectStoreError('no_such_upload', `no multipart upload ${input.uploadId}: ${message}`, {
+        cause: err,
+      });
+    }
   }
 
   #ref(ref: MultipartRef): { Bucket: string; Key: string; UploadId: string } {

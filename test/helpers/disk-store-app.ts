@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Koa from 'koa';
 import { diskStoreRouter } from '../../server/http/disk-store-routes.ts';
+import { errorMiddleware } from '../../server/http/middleware.ts';
 import { DiskObjectStore, type DiskObjectStoreOptions } from '../../server/storage/disk-object-store.ts';
 
 export interface DiskStoreFixture {
@@ -16,24 +17,15 @@ export interface DiskStoreFixture {
 
 /**
  * A DiskObjectStore in a fresh temp directory with its presigned-URL routes served on
- * 127.0.0.1:<random port>. The error middleware is a stand-in for the server's real one:
- * `{ error: { code, message } }` with the error's status.
+ * 127.0.0.1:<random port>, behind the server's real error middleware.
  */
 export async function startDiskStore(
   options: Partial<Pick<DiskObjectStoreOptions, 'now' | 'secret'>> = {},
 ): Promise<DiskStoreFixture> {
   const root = await mkdtemp(join(tmpdir(), 'conveyor-disk-store-'));
   const app = new Koa();
-  app.use(async (ctx, next) => {
-    try {
-      await next();
-    } catch (err) {
-      const e = err as { status?: number; code?: string; message?: string; headers?: Record<string, string> };
-      ctx.status = typeof e.status === 'number' ? e.status : 500;
-      ctx.set(e.headers ?? {});
-      ctx.body = { error: { code: e.code ?? 'internal', message: e.message ?? 'error' } };
-    }
-  });
+  app.silent = true;
+  app.use(errorMiddleware());
   // Listen first to learn the port (the store needs its public URL), attach Koa once routes exist:
   // app.callback() composes the middleware list at call time.
   const server = createServer();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import test from 'ava';
-import { isApiError } from '../../server/http/errors.ts';
+import { DiskTokenError } from '../../server/storage/disk-token.ts';
 import { isObjectStoreError } from '../../server/storage/errors.ts';
 import { type DiskStoreFixture, startDiskStore } from '../helpers/disk-store-app.ts';
 import { objectStoreContract } from './object-store-contract.ts';
@@ -68,7 +68,7 @@ test('[disk] verifyToken reports expiry by the store clock', async (t) => {
   t.is(f.store.verifyToken(token).key, 'k');
   now += 11_000;
   const err = t.throws(() => f.store.verifyToken(token));
-  t.true(isApiError(err) && err.code === 'url_expired');
+  t.true(err instanceof DiskTokenError && err.reason === 'expired');
 });
 
 test('[disk] signed headers must be sent as signed', async (t) => {
