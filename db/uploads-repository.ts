@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
-import type { Db } from './client.ts';
+import type { Db, Tx } from './client.ts';
 import { type ChunkRow, chunks, type NewUploadRow, type UploadRow, type UploadStatus, uploads } from './schema.ts';
 
 export interface ListUploadsQuery {
@@ -36,7 +36,20 @@ export interface ChunkReport {
  * (upload_id, chunk_index), so repeating a report is harmless.
  */
 export class UploadsRepository {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db | Tx) {}
+
+  /**
+   * Runs `fn` in a transaction holding a lock on one upload (an advisory transaction lock, so
+   * it also covers chunk rows that do not exist yet). Presign, report, abort and lease
+   * expiry of the same upload take it, so each inflight slot is taken and given back exactly
+   * once, on any number of coordinators.
+   */
+  async locked<T>(uploadId: string, fn: (repo: UploadsRepository) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${uploadId}, 0))`);
+      return fn(new UploadsRepository(tx));
+    });
+  }
 
   async create(row: NewUploadRow): Promise<UploadRow> {
     // created_at is set here, at millisecond precision, because the pagination cursor carries a
@@ -142,6 +155,18 @@ export class UploadsRepository {
       .limit(limit);
   }
 
+  /** Uploads not yet terminal, and their declared bytes (for the incomplete-uploads gauges). */
+  async incompleteTotals(): Promise<{ uploads: number; bytes: number }> {
+    const [row] = await this.db
+      .select({
+        uploads: sql<number>`count(*)::int`,
+        bytes: sql<number>`coalesce(sum(${uploads.fileSize}), 0)::float8`,
+      })
+      .from(uploads)
+      .where(inArray(uploads.status, ['INITIATED', 'IN_PROGRESS', 'COMPLETING']));
+    return row ?? { uploads: 0, bytes: 0 };
+  }
+
   /** Non-terminal uploads whose deadline has passed, oldest first (for the expiry sweeper). */
   async findExpired(now: Date, limit: number): Promise<UploadRow[]> {
     return this.db
@@ -238,14 +263,33 @@ export class UploadsRepository {
     return this.db.select().from(chunks).where(eq(chunks.uploadId, uploadId)).orderBy(asc(chunks.chunkIndex));
   }
 
-  /** Returns lapsed leases to PENDING; the number freed. */
-  async expireLeases(now: Date): Promise<number> {
+  /**
+   * Returns one upload's PRESIGNED chunks to PENDING — only those whose lease lapsed before
+   * `before`, or all of them — and says how many: each was holding an inflight slot.
+   */
+  async endLeases(uploadId: string, before?: Date): Promise<number> {
     const freed = await this.db
       .update(chunks)
       .set({ status: 'PENDING', leaseExpiresAt: null, updatedAt: sql`now()` })
-      .where(and(eq(chunks.status, 'PRESIGNED'), lt(chunks.leaseExpiresAt, now)))
+      .where(
+        and(
+          eq(chunks.uploadId, uploadId),
+          eq(chunks.status, 'PRESIGNED'),
+          before ? lt(chunks.leaseExpiresAt, before) : undefined,
+        ),
+      )
       .returning({ id: chunks.id });
     return freed.length;
+  }
+
+  /** Uploads (and their principals) with chunk leases that lapsed before `before`. */
+  async findLapsedLeases(before: Date, limit: number): Promise<Array<{ uploadId: string; principal: string }>> {
+    return this.db
+      .selectDistinct({ uploadId: chunks.uploadId, principal: uploads.principal })
+      .from(chunks)
+      .innerJoin(uploads, eq(uploads.id, chunks.uploadId))
+      .where(and(eq(chunks.status, 'PRESIGNED'), lt(chunks.leaseExpiresAt, before)))
+      .limit(limit);
   }
 }
 

@@ -1,6 +1,7 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa from 'koa';
+import type pg from 'pg';
 import { ApiKeysRepository } from '../db/api-keys-repository.ts';
 import type { Db } from '../db/client.ts';
 import { IdempotencyRepository } from '../db/idempotency-repository.ts';
@@ -10,27 +11,42 @@ import { requireApiKey } from './http/auth.ts';
 import { diskStoreRouter } from './http/disk-store-routes.ts';
 import { ApiError } from './http/errors.ts';
 import { errorMiddleware, type RequestState, requestContext } from './http/middleware.ts';
+import { buildOpenApi } from './http/openapi.ts';
 import { opsRouter } from './http/ops-routes.ts';
 import { uploadsRouter } from './http/uploads-routes.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { DiskObjectStore } from './storage/disk-object-store.ts';
 import type { ObjectStore } from './storage/object-store.ts';
+import { Limits } from './uploads/limits.ts';
+import { Sweeper } from './uploads/sweeper.ts';
+import { UploadService } from './uploads/upload-service.ts';
+import { VERSION } from './version.ts';
 
 export interface AppDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
   db: Db;
+  pool: pg.Pool;
   store: ObjectStore;
 }
 
 export interface App {
   koa: Koa<RequestState>;
   repos: { uploads: UploadsRepository; apiKeys: ApiKeysRepository; idempotency: IdempotencyRepository };
+  service: UploadService;
+  limits: Limits;
+  /** Background housekeeping; `server/main.ts` starts it, tests call `runOnce()`. */
+  sweeper: Sweeper;
   /** Marks the app as draining: `/readyz` answers 503 and new /v1 work is refused with 503. */
   beginShutdown(): void;
+  /** Stops the sweeper and the limiters (timers, Redis). */
+  close(): Promise<void>;
 }
+
+/** How often the sweeper looks for expired uploads and lapsed leases. */
+const SWEEP_INTERVAL_MS = 30_000;
 
 /** JSON bodies on the API are small: chunk bytes never travel as JSON. */
 const JSON_LIMIT = '1mb';
@@ -46,6 +62,41 @@ export function createApp(deps: AppDeps): App {
     idempotency: new IdempotencyRepository(deps.db),
   };
   let shuttingDown = false;
+  const { config } = deps;
+  const limits = new Limits({
+    maxInflightPerUpload: config.maxInflightPerUpload,
+    maxInflightPerPrincipal: config.maxInflightPerPrincipal,
+    maxInflightGlobal: config.maxInflightGlobal,
+    taskQueueSize: config.taskQueueSize,
+    minWorkers: config.minWorkers,
+    maxWorkers: config.maxWorkers,
+    presignTtlSeconds: config.presignTtlSeconds,
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    metrics: deps.metrics,
+    onError: (err) => deps.logger.warn({ err }, 'limits datastore error'),
+  });
+  const service = new UploadService({
+    repo: repos.uploads,
+    store: deps.store,
+    limits,
+    metrics: deps.metrics,
+    log: deps.logger,
+    defaultChunkSize: config.defaultChunkSize,
+    maxFileSize: config.maxFileSize,
+    presignTtlSeconds: config.presignTtlSeconds,
+    uploadTtlHours: config.uploadTtlHours,
+    maxInflightPerUpload: config.maxInflightPerUpload,
+  });
+  const sweeper = new Sweeper({
+    pool: deps.pool,
+    uploads: repos.uploads,
+    idempotency: repos.idempotency,
+    service,
+    metrics: deps.metrics,
+    log: deps.logger.child({ component: 'sweeper' }),
+    intervalMs: SWEEP_INTERVAL_MS,
+  });
+  const openapi = buildOpenApi(VERSION);
 
   koa.use(requestContext(deps.logger, deps.metrics));
   koa.use(errorMiddleware());
@@ -57,14 +108,23 @@ export function createApp(deps: AppDeps): App {
     koa.use(diskStoreRouter(deps.store).routes());
   }
 
+  koa.use(
+    new Router()
+      .get('/v1/openapi.json', (ctx) => {
+        ctx.body = openapi;
+      })
+      .routes(),
+  );
+
   const v1 = new Router<RequestState>();
   v1.use(async (_ctx, next) => {
     if (shuttingDown) throw new ApiError('shutting_down', undefined, {}, { 'Retry-After': '1', Connection: 'close' });
     await next();
   });
   v1.use(requireApiKey(repos.apiKeys));
+  v1.use(requireJsonBody());
   v1.use(bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8' }));
-  v1.use(uploadsRouter({ uploads: repos.uploads }).routes());
+  v1.use(uploadsRouter({ uploads: repos.uploads, idempotency: repos.idempotency, service }).routes());
   koa.use(v1.routes());
   koa.use(
     v1.allowedMethods({
@@ -77,8 +137,26 @@ export function createApp(deps: AppDeps): App {
   return {
     koa,
     repos,
+    service,
+    limits,
+    sweeper,
     beginShutdown: () => {
       shuttingDown = true;
     },
+    close: async () => {
+      await sweeper.stop();
+      await limits.close();
+    },
+  };
+}
+
+/** POST and PATCH bodies on the API are JSON: anything else is `415` before it is read. */
+function requireJsonBody() {
+  return async (ctx: Koa.Context, next: Koa.Next) => {
+    const hasBody = Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '';
+    if ((ctx.method === 'POST' || ctx.method === 'PATCH') && hasBody && !ctx.is('application/json')) {
+      throw new ApiError('unsupported_media_type', 'Send the body as application/json.');
+    }
+    await next();
   };
 }

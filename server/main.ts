@@ -55,8 +55,10 @@ async function main(): Promise<void> {
 
     const metrics = createMetrics();
     const store = await createObjectStore(config, metrics);
-    const app = createApp({ config, logger, metrics, db: database.db, store });
+    const app = createApp({ config, logger, metrics, db: database.db, pool: database.pool, store });
+    cleanups.push(() => app.close());
     const { devKey } = await seedApiKeys(config, app.repos.apiKeys, logger);
+    app.sweeper.start();
 
     const server = http.createServer(app.koa.callback());
     // Chunk bodies are large and clients may be slow: don't cut a healthy upload short.

@@ -53,6 +53,16 @@ export function createMetrics() {
       labelNames: ['limit'] as const,
       registers: r,
     }),
+    incompleteUploads: new Gauge({
+      name: 'incomplete_uploads',
+      help: 'Uploads not yet completed, aborted or failed (refreshed by the sweeper)',
+      registers: r,
+    }),
+    incompleteUploadBytes: new Gauge({
+      name: 'incomplete_upload_bytes',
+      help: 'Declared bytes of incomplete uploads (refreshed by the sweeper)',
+      registers: r,
+    }),
     workerCount: new Gauge({ name: 'worker_count', help: 'Current size of the server worker pool', registers: r }),
     workerBusy: new Gauge({ name: 'worker_busy_count', help: 'Server workers currently busy', registers: r }),
     httpRequestDuration: new Histogram({

@@ -17,6 +17,10 @@ export const ERRORS = {
   method_not_allowed: { status: 405, message: 'Method not allowed on this resource.' },
   upload_not_in_progress: { status: 409, message: 'The upload is not in a state that allows this.' },
   missing_chunks: { status: 409, message: 'Some chunks have not been uploaded.' },
+  idempotency_key_in_use: {
+    status: 409,
+    message: 'A request with this Idempotency-Key is still being processed; retry after Retry-After.',
+  },
   precondition_failed: { status: 412, message: 'The object changed (If-Match failed).' },
   file_too_large: { status: 413, message: 'The file is larger than the maximum allowed size.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },

@@ -1,24 +1,49 @@
 import Router from '@koa/router';
-import { z } from 'zod';
-import { UPLOAD_STATUSES, type UploadRow } from '../../db/schema.ts';
+import type { IdempotencyRepository } from '../../db/idempotency-repository.ts';
+import type { UploadRow } from '../../db/schema.ts';
 import { InvalidCursorError, type UploadsRepository } from '../../db/uploads-repository.ts';
+import type { UploadService } from '../uploads/upload-service.ts';
 import { ApiError } from './errors.ts';
+import { idempotency } from './idempotency.ts';
 import type { RequestState } from './middleware.ts';
 import { parseOrThrow } from './schemas.ts';
-
-export const listUploadsQuery = z.strictObject({
-  status: z.enum(UPLOAD_STATUSES).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().min(1).max(512).optional(),
-});
+import {
+  chunkIndexParam,
+  completeBody,
+  initUploadBody,
+  listUploadsQuery,
+  presignBody,
+  reportBody,
+  uploadIdParam,
+} from './upload-schemas.ts';
 
 export interface UploadsRoutesDeps {
   uploads: UploadsRepository;
+  idempotency: IdempotencyRepository;
+  service: UploadService;
 }
 
-/** The /v1/uploads resource. Handlers parse, call the repository or a service, shape the response. */
+/** The /v1/uploads resource (API.md). Handlers parse, call the service, shape the response. */
 export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
   const router = new Router<RequestState>();
+  const once = idempotency(deps.idempotency);
+  const { service } = deps;
+  const body = (ctx: { request: unknown }) => (ctx.request as { body?: unknown }).body;
+  const id = (ctx: { params: Record<string, string> }) => parseOrThrow(uploadIdParam, ctx.params.uploadId);
+
+  router.post('/v1/uploads', once, async (ctx) => {
+    const input = parseOrThrow(initUploadBody, body(ctx));
+    const u = await service.init(ctx.state.principal!, input);
+    ctx.status = 201;
+    ctx.set('Location', `/v1/uploads/${u.id}`);
+    ctx.body = {
+      uploadId: u.id,
+      chunkSize: u.chunkSize,
+      totalChunks: u.totalChunks,
+      status: u.status,
+      expiresAt: u.expiresAt.toISOString(),
+    };
+  });
 
   router.get('/v1/uploads', async (ctx) => {
     const q = parseOrThrow(listUploadsQuery, ctx.query);
@@ -29,6 +54,35 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
       if (err instanceof InvalidCursorError) throw new ApiError('invalid_request', err.message);
       throw err;
     }
+  });
+
+  router.get('/v1/uploads/:uploadId', async (ctx) => {
+    const { upload, uploadedChunks, missingChunks } = await service.status(ctx.state.principal!, id(ctx));
+    ctx.body = { ...uploadSummary(upload), uploadedChunks, missingChunks };
+  });
+
+  router.post('/v1/uploads/:uploadId/chunks/presign', async (ctx) => {
+    const uploadId = id(ctx);
+    const { chunks } = parseOrThrow(presignBody, body(ctx));
+    ctx.body = { chunks: await service.presign(ctx.state.principal!, uploadId, chunks) };
+  });
+
+  router.patch('/v1/uploads/:uploadId/chunks/:chunkIndex', async (ctx) => {
+    const uploadId = id(ctx);
+    const chunkIndex = parseOrThrow(chunkIndexParam, ctx.params.chunkIndex);
+    await service.report(ctx.state.principal!, uploadId, chunkIndex, parseOrThrow(reportBody, body(ctx)));
+    ctx.status = 204;
+  });
+
+  router.post('/v1/uploads/:uploadId/complete', once, async (ctx) => {
+    const uploadId = id(ctx);
+    parseOrThrow(completeBody, body(ctx));
+    ctx.body = await service.complete(ctx.state.principal!, uploadId);
+  });
+
+  router.delete('/v1/uploads/:uploadId', once, async (ctx) => {
+    await service.abort(ctx.state.principal!, id(ctx));
+    ctx.status = 204;
   });
 
   return router;
@@ -43,6 +97,7 @@ export function uploadSummary(u: UploadRow) {
     chunkSize: u.chunkSize,
     totalChunks: u.totalChunks,
     status: u.status,
+    metadata: u.metadata,
     createdAt: u.createdAt.toISOString(),
     updatedAt: u.updatedAt.toISOString(),
     expiresAt: u.expiresAt.toISOString(),

@@ -66,6 +66,32 @@ test('of many concurrent racers for the same transition exactly one wins', async
   t.is((await repo.get(u.id, 'alice'))?.status, 'COMPLETING' satisfies UploadStatus);
 });
 
+test('endLeases without a cut-off ends every lease of that upload only', async (t) => {
+  const [a, b] = [await newUpload(), await newUpload()];
+  const future = new Date(Date.now() + 60_000);
+  for (const u of [a, b]) {
+    await repo.leaseChunks(u.id, [{ chunkIndex: 0, s3Key: u.objectKey, size: 5 }], future);
+  }
+  t.is(await repo.endLeases(a.id, new Date()), 0, 'not lapsed yet');
+  t.is(await repo.endLeases(a.id), 1);
+  t.is((await repo.listChunks(b.id))[0]?.status, 'PRESIGNED');
+});
+
+test('locked() serialises work on one upload across connections', async (t) => {
+  const u = await newUpload();
+  const order: string[] = [];
+  await Promise.all(
+    ['a', 'b', 'c'].map((name) =>
+      repo.locked(u.id, async () => {
+        order.push(`${name}+`);
+        await new Promise((r) => setTimeout(r, 30));
+        order.push(`${name}-`);
+      }),
+    ),
+  );
+  for (let i = 0; i < order.length; i += 2) t.is(order[i]![0], order[i + 1]![0], order.join(' '));
+});
+
 test('the store upload id is recorded once, while INITIATED', async (t) => {
   const u = await newUpload();
   t.is((await repo.setStoreUploadId(u.id, 'mpu-1'))?.s3UploadId, 'mpu-1');
@@ -113,7 +139,11 @@ test('leases: presigned chunks hold a lease, expire back to PENDING, and never d
     rows.map((r) => r.status),
     ['UPLOADED', 'PRESIGNED', 'PRESIGNED'],
   );
-  t.true((await repo.expireLeases(new Date())) >= 2);
+  t.deepEqual(
+    (await repo.findLapsedLeases(new Date(), 1000)).filter((l) => l.uploadId === u.id),
+    [{ uploadId: u.id, principal: 'alice' }],
+  );
+  t.is(await repo.locked(u.id, (r) => r.endLeases(u.id, new Date())), 2, 'the two lapsed leases, not the upload');
   rows = await repo.listChunks(u.id);
   t.deepEqual(
     rows.map((r) => [r.status, r.leaseExpiresAt]),

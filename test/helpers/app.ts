@@ -52,7 +52,7 @@ export async function startTestServer(
   const config = loadConfig(env);
   const metrics = createMetrics();
   const store = await createObjectStore(config, metrics);
-  const app = createApp({ config, logger: createLogger(config.logLevel), metrics, db: tdb.db, store });
+  const app = createApp({ config, logger: createLogger(config.logLevel), metrics, db: tdb.db, pool: tdb.pool, store });
   server.on('request', app.koa.callback());
   const keys = {
     alice: (await app.repos.apiKeys.create('alice')).key,
@@ -70,6 +70,7 @@ export async function startTestServer(
     close: async () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+      await app.close();
       await tdb.drop();
       await fs.rm(dataDir, { recursive: true, force: true });
     },

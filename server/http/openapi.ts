@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { ERRORS } from './errors.ts';
+import {
+  chunkIndexParam,
+  completeBody,
+  initUploadBody,
+  listUploadsQuery,
+  presignBody,
+  reportBody,
+  uploadIdParam,
+} from './upload-schemas.ts';
+
+/**
+ * `GET /v1/openapi.json`: OpenAPI 3.1, generated from the same zod schemas that validate
+ * requests (JSON Schema 2020-12 is OpenAPI 3.1's schema dialect), so the two cannot drift.
+ */
+export function buildOpenApi(version: string): Record<string, unknown> {
+  const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+  const json = (s: z.ZodType) => ({ required: true, content: { 'application/json': { schema: schema(s) } } });
+  const errorRef = { $ref: '#/components/schemas/Error' };
+  const errors = (...codes: Array<keyof typeof ERRORS>) =>
+    Object.fromEntries(
+      [...new Set(codes.map((c) => ERRORS[c].status))].map((status) => [
+        String(status),
+        {
+          description: codes.filter((c) => ERRORS[c].status === status).join(', '),
+          content: { 'application/json': { schema: errorRef } },
+        },
+      ]),
+    );
+  const ok = (description: string) => ({ description });
+  const uploadId = { name: 'uploadId', in: 'path', required: true, schema: schema(uploadIdParam) };
+  const chunkIndex = { name: 'chunkIndex', in: 'path', required: true, schema: schema(chunkIndexParam) };
+  const idempotencyKey = {
+    name: 'Idempotency-Key',
+    in: 'header',
+    required: false,
+    schema: { type: 'string', maxLength: 255 },
+    description: 'A repeat with the same key and body returns the first response (kept 24 h).',
+  };
+  const common = ['invalid_request', 'unauthorized', 'throttled'] as const;
+
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Conveyor', version, description: 'Chunked uploads and downloads, bytes direct to S3.' },
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: { code: { enum: Object.keys(ERRORS) }, message: { type: 'string' } },
+              additionalProperties: true,
+            },
+          },
+        },
+      },
+    },
+    paths: {
+      '/v1/uploads': {
+        post: {
+          summary: 'Initialise an upload',
+          parameters: [idempotencyKey],
+          requestBody: json(initUploadBody),
+          responses: { 201: ok('Upload created'), ...errors(...common, 'file_too_large', 'idempotency_key_reused') },
+        },
+        get: {
+          summary: "The caller's uploads, newest first",
+          parameters: Object.entries(
+            (z.toJSONSchema(listUploadsQuery, { io: 'input' }) as { properties: Record<string, unknown> }).properties,
+          ).map(([name, s]) => ({ name, in: 'query', required: false, schema: s })),
+          responses: { 200: ok('A page of uploads'), ...errors(...common) },
+        },
+      },
+      '/v1/uploads/{uploadId}': {
+        get: {
+          summary: 'Status and missing chunks (reconciled with the store)',
+          parameters: [uploadId],
+          responses: { 200: ok('Status'), ...errors(...common, 'upload_not_found') },
+        },
+        delete: {
+          summary: 'Abort',
+          parameters: [uploadId, idempotencyKey],
+          responses: { 204: ok('Aborted'), ...errors(...common, 'upload_not_found', 'upload_not_in_progress') },
+        },
+      },
+      '/v1/uploads/{uploadId}/chunks/presign': {
+        post: {
+          summary: 'Presign a batch of chunk PUTs (1-100)',
+          parameters: [uploadId],
+          requestBody: json(presignBody),
+          responses: {
+            200: ok('Presigned URLs'),
+            ...errors(...common, 'upload_not_found', 'upload_not_in_progress', 'chunk_index_out_of_range'),
+          },
+        },
+      },
+      '/v1/uploads/{uploadId}/chunks/{chunkIndex}': {
+        patch: {
+          summary: 'Report a chunk uploaded directly to S3',
+          parameters: [uploadId, chunkIndex],
+          requestBody: json(reportBody),
+          responses: {
+            204: ok('Recorded'),
+            ...errors(...common, 'upload_not_found', 'upload_not_in_progress', 'chunk_index_out_of_range'),
+          },
+        },
+      },
+      '/v1/uploads/{uploadId}/complete': {
+        post: {
+          summary: 'Complete the upload',
+          parameters: [uploadId, idempotencyKey],
+          requestBody: { ...json(z.object(completeBody.unwrap().shape)), required: false },
+          responses: {
+            200: ok('Completed'),
+            ...errors(...common, 'upload_not_found', 'missing_chunks', 'upload_not_in_progress', 'checksum_mismatch'),
+          },
+        },
+      },
+    },
+  };
+}

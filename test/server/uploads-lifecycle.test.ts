@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import type { PresignedRequest } from '../../server/storage/object-store.ts';
+import { s3Configured, startTestServer, type TestServer } from '../helpers/app.ts';
+import { md5Base64, putPresigned, readAll, sha256Base64 } from '../storage/object-store-http.ts';
+
+const MiB = 1024 * 1024;
+
+/** The upload protocol end to end, with parts PUT by plain fetch to the presigned URLs. */
+for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as const)) {
+  let srv: TestServer;
+  const title = (s: string) => `[${store}] ${s}`;
+
+  test.before(async () => {
+    srv = await startTestServer({ store, env: { MAX_INFLIGHT_PER_UPLOAD: '4' } });
+  });
+  test.after.always(() => srv?.close());
+
+  const api = async (
+    method: string,
+    path: string,
+    key: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    const res = await fetch(`${srv.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+  };
+
+  async function init(file: Buffer, extra: Record<string, unknown> = {}) {
+    const res = await api('POST', '/v1/uploads', srv.keys.alice, {
+      fileName: 'data.bin',
+      fileSize: file.length,
+      chunkSize: 5 * MiB,
+      ...extra,
+    });
+    if (res.status !== 201) throw new Error(JSON.stringify(res.body));
+    return res.body as { uploadId: string; chunkSize: number; totalChunks: number };
+  }
+
+  function chunkOf(file: Buffer, chunkSize: number, i: number) {
+    return file.subarray(i * chunkSize, Math.min(file.length, (i + 1) * chunkSize));
+  }
+
+  async function sendChunks(uploadId: string, file: Buffer, chunkSize: number, indexes: number[], report = true) {
+    const presign = await api('POST', `/v1/uploads/${uploadId}/chunks/presign`, srv.keys.alice, {
+      chunks: indexes.map((i) => ({ chunkIndex: i, md5: md5Base64(chunkOf(file, chunkSize, i)) })),
+    });
+    if (presign.status !== 200) throw new Error(JSON.stringify(presign.body));
+    for (const c of presign.body.chunks as Array<PresignedRequest & { chunkIndex: number }>) {
+      const bytes = chunkOf(file, chunkSize, c.chunkIndex);
+      const put = await putPresigned({ ...c, expiresAt: new Date() }, bytes);
+      if (put.status !== 200) throw new Error(`PUT ${put.status}: ${await put.text()}`);
+      if (report) {
+        const rep = await api('PATCH', `/v1/uploads/${uploadId}/chunks/${c.chunkIndex}`, srv.keys.alice, {
+          etag: put.headers.get('etag'),
+          size: bytes.length,
+          attempts: 1,
+        });
+        if (rep.status !== 204) throw new Error(JSON.stringify(rep.body));
+      }
+    }
+  }
+
+  test.serial(title('full lifecycle: the stored object is byte-identical and COMPLETED'), async (t) => {
+    const file = randomBytes(12 * MiB + 123);
+    const u = await init(file, { checksumSha256: sha256Base64(file), contentType: 'application/x-test' });
+    t.is(u.totalChunks, 3);
+    await sendChunks(u.uploadId, file, u.chunkSize, [0, 1, 2]);
+    const done = await api('POST', `/v1/uploads/${u.uploadId}/complete`, srv.keys.alice, {});
+    t.is(done.status, 200, JSON.stringify(done.body));
+    t.like(done.body, { uploadId: u.uploadId, status: 'COMPLETED', size: file.length, fileId: u.uploadId });
+    const row = await srv.app.repos.uploads.get(u.uploadId, 'alice');
+    t.is(row?.status, 'COMPLETED');
+    const { body } = await srv.store.getObject({ key: row!.objectKey });
+    t.true((await readAll(body)).equals(file), 'byte-identical');
+    const status = await api('GET', `/v1/uploads/${u.uploadId}`, srv.keys.alice);
+    t.like(status.body, { status: 'COMPLETED', uploadedChunks: 3, missingChunks: [] });
+  });
+
+  test.serial(title('resume: chunks uploaded but never reported count, unsent ones are missing'), async (t) => {
+    const file = randomBytes(16 * MiB);
+    const u = await init(file);
+    t.is(u.totalChunks, 4);
+    await sendChunks(u.uploadId, file, u.chunkSize, [0], true);
+    await sendChunks(u.uploadId, file, u.chunkSize, [2], false);
+    const status = await api('GET', `/v1/uploads/${u.uploadId}`, srv.keys.alice);
+    t.is(status.status, 200);
+    t.like(status.body, { status: 'IN_PROGRESS', uploadedChunks: 2 });
+    t.deepEqual(status.body.missingChunks, [1, 3]);
+    const early = await api('POST', `/v1/uploads/${u.uploadId}/complete`, srv.keys.alice);
+    t.is(early.status, 409);
+    t.is(early.body.error.code, 'missing_chunks');
+    t.deepEqual(early.body.error.missingChunks, [1, 3]);
+    await sendChunks(u.uploadId, file, u.chunkSize, [1, 3]);
+    t.is((await api('POST', `/v1/uploads/${u.uploadId}/complete`, srv.keys.alice)).status, 200);
+  });
+
+  test.serial(title('20 concurrent completes: one store completion, 20 identical answers'), async (t) => {
+    const file = randomBytes(6 * MiB);
+    const u = await init(file);
+    await sendChunks(u.uploadId, file, u.chunkSize, [0, 1]);
+    let completions = 0;
+    const real = srv.store.completeMultipartUpload.bind(srv.store);
+    srv.store.completeMultipartUpload = (...args) => {
+      completions++;
+      return real(...args);
+    };
+    t.teardown(() => {
+      srv.store.completeMultipartUpload = real;
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => api('POST', `/v1/uploads/${u.uploadId}/complete`, srv.keys.alice)),
+    );
+    t.deepEqual(new Set(answers.map((a) => a.status)), new Set([200]));
+    t.is(new Set(answers.map((a) => JSON.stringify(a.body))).size, 1, 'every racer gets the same body');
+    t.is(completions, 1, 'exactly one CompleteMultipartUpload');
+  });
+
+  test.serial(title("another principal gets 404 on every endpoint for someone else's upload"), async (t) => {
+    const file = randomBytes(1000);
+    const u = await init(file);
+    const path = `/v1/uploads/${u.uploadId}`;
+    for (const [method, p, body] of [
+      ['GET', path, undefined],
+      ['POST', `${path}/chunks/presign`, { chunks: [{ chunkIndex: 0 }] }],
+      ['PATCH', `${path}/chunks/0`, { etag: '"x"', size: 1000 }],
+      ['POST', `${path}/complete`, {}],
+      ['DELETE', path, undefined],
+    ] as const) {
+      const res = await api(method, p, srv.keys.bob, body);
+      t.is(res.status, 404, `${method} ${p}`);
+      t.is(res.body.error.code, 'upload_not_found');
+    }
+    t.is((await srv.app.repos.uploads.get(u.uploadId, 'alice'))?.status, 'INITIATED', 'nothing changed');
+  });
+
+  test.serial(
+    title('the per-upload inflight limit answers 429 with Retry-After; reports free the slots'),
+    async (t) => {
+      const file = randomBytes(30 * MiB);
+      const u = await init(file);
+      const presign = (indexes: number[]) =>
+        api('POST', `/v1/uploads/${u.uploadId}/chunks/presign`, srv.keys.alice, {
+          chunks: indexes.map((chunkIndex) => ({ chunkIndex })),
+        });
+      t.is((await presign([0, 1, 2, 3])).status, 200);
+      const refused = await presign([4]);
+      t.is(refused.status, 429);
+      t.truthy(refused.headers.get('retry-after'));
+      t.like(refused.body.error, { code: 'throttled', limit: 'upload_inflight' });
+      t.is((await presign([0, 1])).status, 200, 're-presigning a held chunk takes no new slot');
+      await sendChunks(u.uploadId, file, u.chunkSize, [0]);
+      t.is((await presign([4])).status, 200, 'the report freed a slot');
+      const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+      t.regex(metrics, /throttled_requests_total\{limit="upload_inflight"\} [1-9]/);
+      t.is((await api('DELETE', `/v1/uploads/${u.uploadId}`, srv.keys.alice)).status, 204);
+    },
+  );
+
+  test.serial(title('Idempotency-Key: a repeated init returns the same upload; another body is 422'), async (t) => {
+    const key = `idem-${Date.now()}-${Math.random()}`;
+    const body = { fileName: 'same.bin', fileSize: 10 };
+    const first = await api('POST', '/v1/uploads', srv.keys.alice, body, { 'idempotency-key': key });
+    const again = await api('POST', '/v1/uploads', srv.keys.alice, body, { 'idempotency-key': key });
+    t.is(first.status, 201);
+    t.is(again.status, 201);
+    t.deepEqual(again.body, first.body);
+    t.is(again.headers.get('idempotent-replayed'), 'true');
+    const other = await api(
+      'POST',
+      '/v1/uploads',
+      srv.keys.alice,
+      { ...body, fileSize: 11 },
+      { 'idempotency-key': key },
+    );
+    t.is(other.status, 422);
+    t.is(other.body.error.code, 'idempotency_key_reused');
+  });
+
+  test.serial(title('abort discards the store upload; repeating it is harmless'), async (t) => {
+    const file = randomBytes(6 * MiB);
+    const u = await init(file);
+    await sendChunks(u.uploadId, file, u.chunkSize, [0]);
+    t.is((await api('DELETE', `/v1/uploads/${u.uploadId}`, srv.keys.alice)).status, 204);
+    t.is((await api('DELETE', `/v1/uploads/${u.uploadId}`, srv.keys.alice)).status, 204);
+    const row = await srv.app.repos.uploads.get(u.uploadId, 'alice');
+    t.is(row?.status, 'ABORTED');
+    t.is(row?.s3UploadId, null, 'the store no longer has it');
+    const presign = await api('POST', `/v1/uploads/${u.uploadId}/chunks/presign`, srv.keys.alice, {
+      chunks: [{ chunkIndex: 1 }],
+    });
+    t.is(presign.status, 409);
+    t.is(presign.body.error.code, 'upload_not_in_progress');
+  });
+
+  test.serial(title('a whole-file checksum mismatch ends FAILED, not COMPLETED'), async (t) => {
+    const file = randomBytes(1000);
+    const u = await init(file, { checksumSha256: sha256Base64(randomBytes(10)) });
+    await sendChunks(u.uploadId, file, u.chunkSize, [0]);
+    const res = await api('POST', `/v1/uploads/${u.uploadId}/complete`, srv.keys.alice);
+    t.is(res.status, 422);
+    t.is(res.body.error.code, 'checksum_mismatch');
+    t.is((await srv.app.repos.uploads.get(u.uploadId, 'alice'))?.status, 'FAILED');
+  });
+}
