@@ -71,6 +71,9 @@ export function createApp(deps: AppDeps): App {
     minWorkers: config.minWorkers,
     maxWorkers: config.maxWorkers,
     presignTtlSeconds: config.presignTtlSeconds,
+    ratePerSecond: config.rateLimitPerSecond,
+    burst: config.rateLimitBurst,
+    keyPrefix: config.redisKeyPrefix,
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
     metrics: deps.metrics,
     onError: (err) => deps.logger.warn({ err }, 'limits datastore error'),
@@ -122,6 +125,11 @@ export function createApp(deps: AppDeps): App {
     await next();
   });
   v1.use(requireApiKey(repos.apiKeys));
+  // The per-principal request-rate bucket: every authenticated /v1 request takes a token.
+  v1.use(async (ctx, next) => {
+    await limits.takeRequest(ctx.state.principal!);
+    await next();
+  });
   v1.use(requireJsonBody());
   v1.use(bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8' }));
   v1.use(uploadsRouter({ uploads: repos.uploads, idempotency: repos.idempotency, service }).routes());

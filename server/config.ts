@@ -113,6 +113,19 @@ const SPEC = {
   maxInflightGlobal: { env: 'MAX_INFLIGHT_GLOBAL', schema: int(1), default: '4096' },
   /** Redis URL to share limits across replicas; absent → limits are per process. */
   redisUrl: { env: 'REDIS_URL', schema: url(/^rediss?:$/, 'a redis:// URL'), default: undefined },
+  /** Prefix of Conveyor's Redis keys; replicas that share limits use the same one. @default conveyor */
+  redisKeyPrefix: {
+    env: 'REDIS_KEY_PREFIX',
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'expected 1-64 of A-Z a-z 0-9 _ . : -'),
+    default: 'conveyor',
+  },
+  /** Sustained /v1 requests per second per principal (token bucket). @default 50 */
+  rateLimitPerSecond: { env: 'RATE_LIMIT_PER_SECOND', schema: int(1, 1_000_000), default: '50' },
+  /** Requests a principal may burst after being idle. @default 100 */
+  rateLimitBurst: { env: 'RATE_LIMIT_BURST', schema: int(1, 1_000_000), default: '100' },
   /** Tasks the server queue holds before answering 429. @default 1000 */
   taskQueueSize: { env: 'TASK_QUEUE_SIZE', schema: int(1), default: '1000' },
   /** Fewest object-store workers. @default 2 */

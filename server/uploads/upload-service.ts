@@ -10,7 +10,6 @@ import { ChunkPlanError, expectedChunkSize, planChunks } from './chunk-plan.ts';
 
 /** What the service needs from the backpressure layer (server/uploads/limits.ts). */
 export interface UploadLimits {
-  takeRequest(principal: string): Promise<void>;
   acquireInflight(principal: string, uploadId: string, n: number): Promise<void>;
   releaseInflight(principal: string, uploadId: string, n: number): Promise<void>;
   runTask<T>(fn: () => Promise<T>): Promise<T>;
@@ -149,7 +148,6 @@ export class UploadService {
     if (new Set(chunks.map((c) => c.chunkIndex)).size !== chunks.length) {
       throw new ApiError('invalid_request', 'chunks: each chunkIndex may appear once per batch.');
     }
-    await this.#o.limits.takeRequest(principal);
 
     return this.#o.repo.locked(upload.id, async (repo) => {
       const current = new Map((await repo.listChunks(upload.id)).map((c) => [c.chunkIndex, c.status]));

@@ -131,3 +131,32 @@ test('readyz is 503 when the database is gone, without leaking internals', async
   const body = (await res.json()) as { checks: { database: string } };
   t.not(body.checks.database, 'ok');
 });
+
+test('GET /v1/openapi.json is an OpenAPI 3.1 document generated from the request schemas', async (t) => {
+  const res = await get('/v1/openapi.json');
+  t.is(res.status, 200);
+  const doc = (await res.json()) as {
+    openapi: string;
+    paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>>;
+  };
+  t.is(doc.openapi, '3.1.0');
+  for (const path of [
+    '/v1/uploads',
+    '/v1/uploads/{uploadId}',
+    '/v1/uploads/{uploadId}/chunks/presign',
+    '/v1/uploads/{uploadId}/chunks/{chunkIndex}',
+    '/v1/uploads/{uploadId}/complete',
+  ]) {
+    t.truthy(doc.paths[path], path);
+  }
+  const init = doc.paths['/v1/uploads']!.post!.requestBody!.content['application/json']!.schema as {
+    required: string[];
+    properties: Record<string, unknown>;
+    additionalProperties: boolean;
+  };
+  t.deepEqual(init.required.sort(), ['fileName', 'fileSize']);
+  t.false(init.additionalProperties, 'strict: unknown fields are refused, and the document says so');
+  const presign = doc.paths['/v1/uploads/{uploadId}/chunks/presign']!.post!.requestBody!.content['application/json']!
+    .schema as { properties: { chunks: { maxItems: number } } };
+  t.is(presign.properties.chunks.maxItems, 100);
+});

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import test from 'ava';
+import { isObjectStoreError } from '../../server/storage/errors.ts';
 import type { PresignedRequest } from '../../server/storage/object-store.ts';
+import { S3ObjectStore } from '../../server/storage/s3-object-store.ts';
 import { s3Configured, startTestServer, type TestServer } from '../helpers/app.ts';
 import { md5Base64, putPresigned, readAll, sha256Base64 } from '../storage/object-store-http.ts';
 
@@ -201,6 +204,46 @@ for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as co
     });
     t.is(presign.status, 409);
     t.is(presign.body.error.code, 'upload_not_in_progress');
+  });
+
+  /** The store's own view: is a multipart upload still open for this object key? */
+  async function storeHasMultipart(key: string, s3UploadId: string): Promise<boolean> {
+    if (srv.store instanceof S3ObjectStore) {
+      const listed = await srv.store.client.send(
+        new ListMultipartUploadsCommand({ Bucket: srv.config.s3Bucket!, Prefix: `${srv.config.s3Prefix}${key}` }),
+      );
+      return (listed.Uploads ?? []).some((u) => u.UploadId === s3UploadId);
+    }
+    try {
+      await srv.store.listParts({ key, uploadId: s3UploadId });
+      return true;
+    } catch (err) {
+      if (isObjectStoreError(err, 'no_such_upload')) return false;
+      throw err;
+    }
+  }
+
+  test.serial(title('after abort and after the expiry sweep no multipart upload is left in the store'), async (t) => {
+    const file = randomBytes(6 * MiB);
+    const aborted = await init(file);
+    const expired = await init(file);
+    await sendChunks(aborted.uploadId, file, aborted.chunkSize, [0]);
+    await sendChunks(expired.uploadId, file, expired.chunkSize, [0], false);
+    const rows = await Promise.all([aborted, expired].map((u) => srv.app.repos.uploads.get(u.uploadId, 'alice')));
+    for (const r of rows) t.true(await storeHasMultipart(r!.objectKey, r!.s3UploadId!), 'open before');
+
+    t.is((await api('DELETE', `/v1/uploads/${aborted.uploadId}`, srv.keys.alice)).status, 204);
+    await srv.tdb.pool.query(`UPDATE uploads SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+      expired.uploadId,
+    ]);
+    t.true(await srv.app.sweeper.runOnce());
+    const after = await srv.app.repos.uploads.get(expired.uploadId, 'alice');
+    t.is(after?.status, 'ABORTED');
+    t.regex(after?.failureReason ?? '', /expired/);
+    for (const r of rows) t.false(await storeHasMultipart(r!.objectKey, r!.s3UploadId!), 'nothing left');
+    const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+    t.regex(metrics, /^incomplete_uploads \d+/m);
+    t.regex(metrics, /^incomplete_upload_bytes \d+/m);
   });
 
   test.serial(title('a whole-file checksum mismatch ends FAILED, not COMPLETED'), async (t) => {

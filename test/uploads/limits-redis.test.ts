@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,23 +8,10 @@ import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { ApiError } from '../../server/http/errors.ts';
 import { Limits, type LimitsOptions } from '../../server/uploads/limits.ts';
+import { redisReachable, registerRedisUnavailable, TEST_REDIS_URL } from '../helpers/redis.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'limits-replica.ts');
-
-function reachable(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: hostname, port: Number(port || 6379), timeout: 1000 });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    socket.once('timeout', () => done(false));
-  });
-}
 
 const base: LimitsOptions = {
   maxInflightPerUpload: 10,
@@ -71,11 +57,8 @@ async function limitOf(promise: Promise<unknown>): Promise<string | undefined> {
   }
 }
 
-if (!(await reachable(REDIS_URL))) {
-  test('Redis-backed limits', (t) => {
-    t.log(`Redis not reachable at ${REDIS_URL}; the Redis-mode tests did not run`);
-    t.pass();
-  });
+if (!(await redisReachable(REDIS_URL))) {
+  registerRedisUnavailable(test, 'Redis-backed limits');
 } else {
   test('two instances on one Redis share the per-principal and global limits', async (t) => {
     const { make } = scope(t);
