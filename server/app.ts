@@ -7,9 +7,11 @@ import type { Db } from '../db/client.ts';
 import { IdempotencyRepository } from '../db/idempotency-repository.ts';
 import { UploadsRepository } from '../db/uploads-repository.ts';
 import type { Config } from './config.ts';
+import { DownloadService } from './download/download-service.ts';
 import { requireApiKey } from './http/auth.ts';
 import { diskStoreRouter } from './http/disk-store-routes.ts';
 import { ApiError } from './http/errors.ts';
+import { filesRouter } from './http/files-routes.ts';
 import { errorMiddleware, type RequestState, requestContext } from './http/middleware.ts';
 import { buildOpenApi } from './http/openapi.ts';
 import { opsRouter } from './http/ops-routes.ts';
@@ -99,6 +101,14 @@ export function createApp(deps: AppDeps): App {
     log: deps.logger.child({ component: 'sweeper' }),
     intervalMs: SWEEP_INTERVAL_MS,
   });
+  const downloads = new DownloadService({
+    repo: repos.uploads,
+    store: deps.store,
+    metrics: deps.metrics,
+    presignTtlSeconds: config.presignTtlSeconds,
+    prefetchWindow: config.downloadPrefetchWindow,
+    segmentSize: config.downloadSegmentSize,
+  });
   const openapi = buildOpenApi(VERSION);
 
   koa.use(requestContext(deps.logger, deps.metrics));
@@ -133,6 +143,7 @@ export function createApp(deps: AppDeps): App {
   v1.use(requireJsonBody());
   v1.use(bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8' }));
   v1.use(uploadsRouter({ uploads: repos.uploads, idempotency: repos.idempotency, service }).routes());
+  v1.use(filesRouter(downloads).routes());
   koa.use(v1.routes());
   koa.use(
     v1.allowedMethods({

@@ -132,6 +132,10 @@ const SPEC = {
   minWorkers: { env: 'MIN_WORKERS', schema: int(1, 1024), default: '2' },
   /** Most object-store workers. @default 16 */
   maxWorkers: { env: 'MAX_WORKERS', schema: int(1, 1024), default: '16' },
+  /** Ranged GETs in flight per download streamed through the coordinator. @default 4 */
+  downloadPrefetchWindow: { env: 'DOWNLOAD_PREFETCH_WINDOW', schema: int(1, 64), default: '4' },
+  /** Bytes one of those ranged GETs fetches (memory per stream ≈ (window + 1) × this). @default 8 MiB */
+  downloadSegmentSize: { env: 'DOWNLOAD_SEGMENT_SIZE', schema: int(64 * 1024, 64 * MiB), default: String(8 * MiB) },
   /** Lifetime of presigned URLs, in seconds (S3 allows at most 7 days). @default 900 */
   presignTtlSeconds: { env: 'PRESIGN_TTL_SECONDS', schema: int(1, 604800), default: '900' },
   /** An upload not completed within this many hours is aborted by the sweeper. @default 24 */

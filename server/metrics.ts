@@ -12,6 +12,8 @@ const TRANSFER_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300
  */
 export function createMetrics() {
   const registry = new Registry();
+  /** What `inflight_chunks` adds up: upload slots held (from the limits) and download segments being fetched. */
+  const inflight = { uploads: 0, downloads: 0 };
   collectDefaultMetrics({ register: registry });
   const r = [registry];
   return {
@@ -42,10 +44,14 @@ export function createMetrics() {
     }),
     taskQueueDepth: new Gauge({ name: 'task_queue_depth', help: 'Tasks waiting for a server worker', registers: r }),
     taskQueueLimit: new Gauge({ name: 'task_queue_limit', help: 'Capacity of the server task queue', registers: r }),
+    inflight,
     inflightChunks: new Gauge({
       name: 'inflight_chunks',
-      help: 'Chunks presigned or being relayed and not yet reported',
+      help: 'Upload chunks holding a slot (presigned or being relayed) plus download segments being fetched',
       registers: r,
+      collect() {
+        this.set(inflight.uploads + inflight.downloads);
+      },
     }),
     throttledRequests: new Counter({
       name: 'throttled_requests_total',

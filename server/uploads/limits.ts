@@ -193,7 +193,7 @@ export class Limits {
     checkCount(n);
     const expiresAt = this.#now() + (opts.ttlSeconds ?? this.leaseTtlSeconds) * 1000;
     const result = await this.#inflight.acquire(principal, uploadId, n, expiresAt);
-    this.#metrics?.inflightChunks.set(result.counts.global);
+    if (this.#metrics) this.#metrics.inflight.uploads = result.counts.global;
     if (result.ok) return;
     const messages: Record<InflightLevel, string> = {
       upload_inflight: `This upload already has ${result.counts.upload} of ${this.#options.maxInflightPerUpload} chunks in flight; report uploaded chunks first.`,
@@ -207,7 +207,7 @@ export class Limits {
   async releaseInflight(principal: string, uploadId: string, n: number): Promise<void> {
     checkCount(n);
     const counts = await this.#inflight.release(principal, uploadId, n);
-    this.#metrics?.inflightChunks.set(counts.global);
+    if (this.#metrics) this.#metrics.inflight.uploads = counts.global;
   }
 
   /**
@@ -226,7 +226,7 @@ export class Limits {
   async snapshot(about: { principal?: string; uploadId?: string } = {}): Promise<LimitsSnapshot> {
     const o = this.#options;
     const inflight = await this.#inflight.counts(about.principal ?? '', about.uploadId ?? '');
-    this.#metrics?.inflightChunks.set(inflight.global);
+    if (this.#metrics) this.#metrics.inflight.uploads = inflight.global;
     const rateTokens =
       about.principal === undefined ? undefined : ((await this.#rate.key(about.principal).currentReservoir()) ?? 0);
     return {

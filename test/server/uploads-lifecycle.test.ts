@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { isObjectStoreError } from '../../server/storage/errors.ts';
-import type { PresignedRequest } from '../../server/storage/object-store.ts';
 import { S3ObjectStore } from '../../server/storage/s3-object-store.ts';
+import { callApi, initUpload, sendChunks as sendChunksVia } from '../helpers/api-client.ts';
 import { s3Configured, startTestServer, type TestServer } from '../helpers/app.ts';
-import { md5Base64, putPresigned, readAll, sha256Base64 } from '../storage/object-store-http.ts';
+import { readAll, sha256Base64 } from '../storage/object-store-http.ts';
 
 const MiB = 1024 * 1024;
 
@@ -19,60 +19,11 @@ for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as co
   });
   test.after.always(() => srv?.close());
 
-  const api = async (
-    method: string,
-    path: string,
-    key: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ) => {
-    const res = await fetch(`${srv.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...headers,
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
-  };
-
-  async function init(file: Buffer, extra: Record<string, unknown> = {}) {
-    const res = await api('POST', '/v1/uploads', srv.keys.alice, {
-      fileName: 'data.bin',
-      fileSize: file.length,
-      chunkSize: 5 * MiB,
-      ...extra,
-    });
-    if (res.status !== 201) throw new Error(JSON.stringify(res.body));
-    return res.body as { uploadId: string; chunkSize: number; totalChunks: number };
-  }
-
-  function chunkOf(file: Buffer, chunkSize: number, i: number) {
-    return file.subarray(i * chunkSize, Math.min(file.length, (i + 1) * chunkSize));
-  }
-
-  async function sendChunks(uploadId: string, file: Buffer, chunkSize: number, indexes: number[], report = true) {
-    const presign = await api('POST', `/v1/uploads/${uploadId}/chunks/presign`, srv.keys.alice, {
-      chunks: indexes.map((i) => ({ chunkIndex: i, md5: md5Base64(chunkOf(file, chunkSize, i)) })),
-    });
-    if (presign.status !== 200) throw new Error(JSON.stringify(presign.body));
-    for (const c of presign.body.chunks as Array<PresignedRequest & { chunkIndex: number }>) {
-      const bytes = chunkOf(file, chunkSize, c.chunkIndex);
-      const put = await putPresigned({ ...c, expiresAt: new Date() }, bytes);
-      if (put.status !== 200) throw new Error(`PUT ${put.status}: ${await put.text()}`);
-      if (report) {
-        const rep = await api('PATCH', `/v1/uploads/${uploadId}/chunks/${c.chunkIndex}`, srv.keys.alice, {
-          etag: put.headers.get('etag'),
-          size: bytes.length,
-          attempts: 1,
-        });
-        if (rep.status !== 204) throw new Error(JSON.stringify(rep.body));
-      }
-    }
-  }
+  const api = (method: string, path: string, key: string, body?: unknown, headers: Record<string, string> = {}) =>
+    callApi(srv.url, method, path, key, body, headers);
+  const init = (file: Buffer, extra: Record<string, unknown> = {}) => initUpload(srv.url, srv.keys.alice, file, extra);
+  const sendChunks = (uploadId: string, file: Buffer, chunkSize: number, indexes: number[], report = true) =>
+    sendChunksVia(srv.url, srv.keys.alice, { uploadId, chunkSize }, file, indexes, { report });
 
   test.serial(title('full lifecycle: the stored object is byte-identical and COMPLETED'), async (t) => {
     const file = randomBytes(12 * MiB + 123);
