@@ -302,7 +302,10 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
     const date = new Date(createdAt);
-    if (Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error('bad cursor');
+    const year = date.getUTCFullYear();
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    // Only values PostgreSQL accepts: a real UUID and a timestamp within its range.
+    if (Number.isNaN(date.getTime()) || year < 1970 || year > 9999 || !uuid.test(id)) throw new Error('bad cursor');
     return { createdAt: date, id };
   } catch {
     throw new InvalidCursorError(cursor);

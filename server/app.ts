@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -18,6 +19,8 @@ import { opsRouter } from './http/ops-routes.ts';
 import { uploadsRouter } from './http/uploads-routes.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { ByteBudget } from './relay/chunk-body.ts';
+import { RelayService } from './relay/relay-service.ts';
 import { DiskObjectStore } from './storage/disk-object-store.ts';
 import type { ObjectStore } from './storage/object-store.ts';
 import { Limits } from './uploads/limits.ts';
@@ -101,6 +104,16 @@ export function createApp(deps: AppDeps): App {
     log: deps.logger.child({ component: 'sweeper' }),
     intervalMs: SWEEP_INTERVAL_MS,
   });
+  const relay = new RelayService({
+    uploads: service,
+    store: deps.store,
+    limits,
+    metrics: deps.metrics,
+    log: deps.logger.child({ component: 'relay' }),
+    maxRetries: config.maxRetries,
+    budget: new ByteBudget(config.relayMemoryBudget),
+    spoolDir: path.join(config.dataDir, 'spool'),
+  });
   const downloads = new DownloadService({
     repo: repos.uploads,
     store: deps.store,
@@ -142,7 +155,7 @@ export function createApp(deps: AppDeps): App {
   });
   v1.use(requireJsonBody());
   v1.use(bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8' }));
-  v1.use(uploadsRouter({ uploads: repos.uploads, idempotency: repos.idempotency, service }).routes());
+  v1.use(uploadsRouter({ uploads: repos.uploads, idempotency: repos.idempotency, service, relay }).routes());
   v1.use(filesRouter(downloads).routes());
   koa.use(v1.routes());
   koa.use(

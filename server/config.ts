@@ -132,6 +132,8 @@ const SPEC = {
   minWorkers: { env: 'MIN_WORKERS', schema: int(1, 1024), default: '2' },
   /** Most object-store workers. @default 16 */
   maxWorkers: { env: 'MAX_WORKERS', schema: int(1, 1024), default: '16' },
+  /** Memory for relayed chunks awaiting upload; chunks beyond it are spooled to DATA_DIR/spool. @default 256 MiB */
+  relayMemoryBudget: { env: 'RELAY_MEMORY_BUDGET', schema: int(0), default: String(256 * MiB) },
   /** Ranged GETs in flight per download streamed through the coordinator. @default 4 */
   downloadPrefetchWindow: { env: 'DOWNLOAD_PREFETCH_WINDOW', schema: int(1, 64), default: '4' },
   /** Bytes one of those ranged GETs fetches (memory per stream ≈ (window + 1) × this). @default 8 MiB */

@@ -2,7 +2,8 @@ import type { Context, Next } from 'koa';
 import type { ApiKeysRepository } from '../../db/api-keys-repository.ts';
 import { ApiError } from './errors.ts';
 
-const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+/** RFC 9110 §11.1: the scheme name is case-insensitive. */
+const BEARER = /^Bearer +([\x21-\x7e]{1,512})$/i;
 
 /**
  * `Authorization: Bearer <api key>` on every /v1 request (API.md). Sets

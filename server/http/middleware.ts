@@ -88,10 +88,17 @@ function toApiError(err: unknown): ApiError {
   if (e?.type === 'request.aborted') return new ApiError('invalid_request', 'The client aborted the request.');
   if (e?.code && DB_DOWN.has(e.code))
     return new ApiError('database_unavailable', undefined, {}, { 'Retry-After': '2' });
-  // Other deliberate HTTP errors from Koa itself (ctx.throw) keep their status when it is a client error.
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+  // zlib refusing a body sent with Content-Encoding it does not actually have.
+  if (e?.code === 'Z_DATA_ERROR' || e?.code === 'Z_BUF_ERROR') {
+    return new ApiError('invalid_request', 'The body could not be decoded with its Content-Encoding.');
+  }
+  // Deliberate HTTP errors from Koa and its body parser carry a client-error status.
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+    if (e.status === 400) return new ApiError(err instanceof SyntaxError ? 'invalid_json' : 'invalid_request');
+    if (e.status === 413) return new ApiError('payload_too_large');
+    if (e.status === 415) return new ApiError('unsupported_media_type');
     const code = (Object.keys(ERRORS) as Array<keyof typeof ERRORS>).find((c) => ERRORS[c].status === e.status);
-    return new ApiError(code ?? 'invalid_request', e.message);
+    return new ApiError(code ?? 'invalid_request');
   }
   return new ApiError('internal');
 }

@@ -17,11 +17,12 @@ export const md5Base64 = base64(16).describe('Base64 MD5 of the bytes (as in Con
 export const sha256Base64 = base64(32).describe('Base64 SHA-256 of the bytes');
 
 export const uploadIdParam = z.uuid({ error: 'uploadId must be a UUID' });
-export const chunkIndexParam = z.coerce
-  .number({ error: 'chunkIndex must be a whole number' })
-  .int('chunkIndex must be a whole number')
-  .min(0, 'chunkIndex must be 0 or more')
-  .max(9_999, 'chunkIndex must be below 10000');
+/** A path segment of plain decimal digits only (no `0x2`, `2e0`, ` 2`, which Number() would accept). */
+export const chunkIndexParam = z
+  .string()
+  .regex(/^\d{1,5}$/, 'chunkIndex must be a whole number from 0 to 9999')
+  .transform(Number)
+  .pipe(z.number().max(9_999, 'chunkIndex must be below 10000'));
 
 export const initUploadBody = z.strictObject({
   fileName: z

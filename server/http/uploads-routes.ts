@@ -1,7 +1,9 @@
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import type { IdempotencyRepository } from '../../db/idempotency-repository.ts';
 import type { UploadRow } from '../../db/schema.ts';
 import { InvalidCursorError, type UploadsRepository } from '../../db/uploads-repository.ts';
+import type { RelayService } from '../relay/relay-service.ts';
 import type { UploadService } from '../uploads/upload-service.ts';
 import { ApiError } from './errors.ts';
 import { idempotency } from './idempotency.ts';
@@ -19,6 +21,7 @@ import {
 
 export interface UploadsRoutesDeps {
   uploads: UploadsRepository;
+  relay: RelayService;
   idempotency: IdempotencyRepository;
   service: UploadService;
 }
@@ -74,6 +77,25 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
     ctx.status = 204;
   });
 
+  router.put('/v1/uploads/:uploadId/chunks/:chunkIndex', async (ctx) => {
+    try {
+      const declared = ctx.get('content-length');
+      ctx.body = await deps.relay.relay({
+        principal: ctx.state.principal!,
+        uploadId: id(ctx),
+        chunkIndex: parseOrThrow(chunkIndexParam, ctx.params.chunkIndex),
+        contentLength: /^\d{1,16}$/.test(declared) ? Number(declared) : undefined,
+        contentMd5: ctx.get('content-md5') || undefined,
+        body: ctx.req,
+        signal: requestAborted(ctx),
+      });
+    } catch (err) {
+      // Refused before the body was read: close the connection rather than drain gigabytes.
+      if (!ctx.req.complete) ctx.set('Connection', 'close');
+      throw err;
+    }
+  });
+
   router.post('/v1/uploads/:uploadId/complete', once, async (ctx) => {
     const uploadId = id(ctx);
     parseOrThrow(completeBody, body(ctx));
@@ -86,6 +108,15 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
   });
 
   return router;
+}
+
+/** Aborts when the client goes away before the response is complete. */
+function requestAborted(ctx: Context): AbortSignal {
+  const ac = new AbortController();
+  ctx.res.once('close', () => {
+    if (!ctx.res.writableFinished) ac.abort(new Error('client disconnected'));
+  });
+  return ac.signal;
 }
 
 export function uploadSummary(u: UploadRow) {

@@ -73,6 +73,12 @@ export class S3ObjectStore implements ObjectStore {
   readonly kind = 's3';
   readonly capabilities: { verifiesSha256: boolean };
   readonly client: S3Client;
+  /**
+   * The client for UploadPart: no SDK-level retries. A retry needs the body again, which the
+   * SDK cannot re-read from a stream; the caller (the relay) keeps the bytes and retries with
+   * its own policy (MAX_RETRIES, full-jitter backoff), which is also what `retries_total` counts.
+   */
+  readonly #dataClient: S3Client;
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #presigner: S3Presigner;
@@ -88,17 +94,17 @@ export class S3ObjectStore implements ObjectStore {
     if (!Number.isInteger(maxParts) || maxParts < 1 || maxParts > 1000) {
       throw new TypeError(`S3ObjectStore: maxPartsPerPage must be 1..1000, got ${maxParts}`);
     }
-    this.client =
-      options.client ??
-      new S3Client({
-        region: options.region,
-        endpoint: options.endpoint,
-        forcePathStyle: options.forcePathStyle ?? false,
-        // Only send/verify checksums S3 requires: Ceph RGW and other gateways reject or mishandle
-        // the CRC32 trailers that SDK versions since early 2025 add by default.
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-      });
+    const clientConfig = {
+      region: options.region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle ?? false,
+      // Only send/verify checksums S3 requires: Ceph RGW and other gateways reject or mishandle
+      // the CRC32 trailers that SDK versions since early 2025 add by default.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    } as const;
+    this.client = options.client ?? new S3Client(clientConfig);
+    this.#dataClient = options.client ?? new S3Client({ ...clientConfig, maxAttempts: 1 });
     this.capabilities = { verifiesSha256: options.verifiesSha256 ?? !options.endpoint };
     this.#bucket = options.bucket;
     this.#prefix = options.prefix ?? '';
@@ -145,7 +151,7 @@ export class S3ObjectStore implements ObjectStore {
       'UploadPart',
       signal,
       (o) =>
-        this.client.send(
+        this.#dataClient.send(
           new UploadPartCommand({
             ...this.#ref(input),
             PartNumber: input.partNumber,

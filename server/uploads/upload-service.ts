@@ -124,7 +124,8 @@ export class UploadService {
     }
   }
 
-  #expectedSize(upload: UploadRow, chunkIndex: number): number {
+  /** The exact byte count of a chunk; `422 chunk_index_out_of_range` outside the upload. */
+  expectedSize(upload: UploadRow, chunkIndex: number): number {
     if (!Number.isInteger(chunkIndex) || chunkIndex < 0 || chunkIndex >= upload.totalChunks) {
       throw new ApiError('chunk_index_out_of_range', undefined, { chunkIndex, totalChunks: upload.totalChunks });
     }
@@ -144,7 +145,7 @@ export class UploadService {
   async presign(principal: string, uploadId: string, chunks: readonly PresignChunkInput[]) {
     const upload = await this.get(principal, uploadId);
     assertOpen(upload);
-    const sizes = chunks.map((c) => this.#expectedSize(upload, c.chunkIndex));
+    const sizes = chunks.map((c) => this.expectedSize(upload, c.chunkIndex));
     if (new Set(chunks.map((c) => c.chunkIndex)).size !== chunks.length) {
       throw new ApiError('invalid_request', 'chunks: each chunkIndex may appear once per batch.');
     }
@@ -207,14 +208,28 @@ export class UploadService {
    */
   async report(principal: string, uploadId: string, chunkIndex: number, input: ReportInput): Promise<void> {
     const upload = await this.get(principal, uploadId);
-    const size = this.#expectedSize(upload, chunkIndex);
+    const size = this.expectedSize(upload, chunkIndex);
     if (input.size !== size) {
       throw new ApiError('invalid_request', `size: chunk ${chunkIndex} is ${size} bytes, not ${input.size}.`, {
         expectedSize: size,
       });
     }
-    const etag = normaliseEtag(input.etag);
     const retries = Math.max(0, (input.attempts ?? 1) - 1);
+    const { md5, sha256 } = input;
+    await this.recordStored(upload, chunkIndex, { etag: input.etag, size, md5, sha256, retries }, 'direct');
+  }
+
+  /**
+   * Records a chunk that is now in the store (reported direct upload, or relayed by this
+   * server): upsert UPLOADED, free the slot its presign held, count it in the metrics.
+   */
+  async recordStored(
+    upload: UploadRow,
+    chunkIndex: number,
+    stored: { etag: string; size: number; md5?: string | undefined; sha256?: string | undefined; retries: number },
+    path: 'direct' | 'relay',
+  ): Promise<void> {
+    const etag = normaliseEtag(stored.etag);
     const before = await this.#o.repo.locked(upload.id, async (repo) => {
       const prev = (await repo.listChunks(upload.id)).find((c) => c.chunkIndex === chunkIndex);
       if (!OPEN.includes(upload.status)) {
@@ -226,26 +241,27 @@ export class UploadService {
         chunkIndex,
         s3Key: upload.objectKey,
         etag,
-        size,
-        md5: input.md5 ?? null,
-        sha256: input.sha256 ?? null,
-        retries,
+        size: stored.size,
+        md5: stored.md5 ?? null,
+        sha256: stored.sha256 ?? null,
+        retries: stored.retries,
       });
-      if (prev?.status === 'PRESIGNED') await this.#o.limits.releaseInflight(principal, upload.id, 1);
+      if (prev?.status === 'PRESIGNED') await this.#o.limits.releaseInflight(upload.principal, upload.id, 1);
+      if (upload.status === 'INITIATED') await repo.transition(upload.id, ['INITIATED'], 'IN_PROGRESS');
       return prev;
     });
+    const m = this.#o.metrics;
     if (before?.status !== 'UPLOADED') {
-      const m = this.#o.metrics;
-      m.chunksUploaded.inc({ path: 'direct' });
-      m.bytesUploaded.inc({ path: 'direct' }, size);
-      // From the chunk's (last) presign to its report: the client's PUT plus its overheads.
-      if (before?.status === 'PRESIGNED') {
-        m.chunkUploadDuration.observe({ path: 'direct' }, (this.#now() - before.updatedAt.getTime()) / 1000);
+      m.chunksUploaded.inc({ path });
+      m.bytesUploaded.inc({ path }, stored.size);
+      // Direct: from the chunk's (last) presign to its report, the client's PUT plus its overheads.
+      if (path === 'direct' && before?.status === 'PRESIGNED') {
+        m.chunkUploadDuration.observe({ path }, (this.#now() - before.updatedAt.getTime()) / 1000);
       }
     }
-    if (retries > 0) {
-      this.#o.metrics.retries.inc({ path: 'direct' }, retries);
-      this.#o.metrics.chunkUploadFailures.inc({ path: 'direct' }, retries);
+    if (stored.retries > 0) {
+      m.retries.inc({ path }, stored.retries);
+      m.chunkUploadFailures.inc({ path }, stored.retries);
     }
   }
 
@@ -272,7 +288,7 @@ export class UploadService {
       );
       uploaded = new Set(
         parts
-          .filter((p) => p.partNumber <= upload.totalChunks && p.size === this.#expectedSize(upload, p.partNumber - 1))
+          .filter((p) => p.partNumber <= upload.totalChunks && p.size === this.expectedSize(upload, p.partNumber - 1))
           .map((p) => p.partNumber - 1),
       );
     } else if (upload.status === 'COMPLETED' || upload.status === 'COMPLETING') {
@@ -331,7 +347,7 @@ export class UploadService {
       const byNumber = new Map(parts.map((p) => [p.partNumber, p]));
       const missingChunks: number[] = [];
       for (let i = 0; i < upload.totalChunks; i++) {
-        if (byNumber.get(i + 1)?.size !== this.#expectedSize(upload, i)) missingChunks.push(i);
+        if (byNumber.get(i + 1)?.size !== this.expectedSize(upload, i)) missingChunks.push(i);
       }
       if (missingChunks.length > 0) {
         await this.#o.repo.transition(upload.id, ['COMPLETING'], 'IN_PROGRESS');
@@ -362,13 +378,13 @@ export class UploadService {
       );
       return await this.#verifyAndSeal(upload, result);
     } catch (err) {
-      if (err instanceof ApiError) throw err;
       if (isObjectStoreError(err, 'no_such_upload')) {
         // An earlier attempt completed it in the store and died before recording it.
         const head = await this.#o.store.headObject(upload.objectKey);
         if (head) return this.#verifyAndSeal(upload, head);
       }
-      // Transient failure: reopen so the client can retry the completion.
+      // Not completed (throttled, a transient store failure, missing chunks): reopen, so the
+      // client can retry. A compare-and-set, so FAILED or an already reopened upload stays as it is.
       await this.#o.repo.transition(upload.id, ['COMPLETING'], 'IN_PROGRESS');
       throw err;
     }
@@ -465,7 +481,7 @@ export function normaliseEtag(etag: string): string {
   return `"${bare}"`;
 }
 
-function assertOpen(upload: UploadRow): void {
+export function assertOpen(upload: UploadRow): void {
   if (!OPEN.includes(upload.status)) {
     throw new ApiError('upload_not_in_progress', `The upload is ${upload.status}.`, { status: upload.status });
   }

@@ -46,7 +46,7 @@ export async function startTestServer(
   if (opts.store === 's3') {
     for (const name of ['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_FORCE_PATH_STYLE']) {
       const v = process.env[name];
-      if (v) env[name] = v;
+      if (v && !opts.env?.[name]) env[name] = v;
     }
   }
   const config = loadConfig(env);
