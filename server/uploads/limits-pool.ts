@@ -3,10 +3,15 @@ import { ApiError } from '../http/errors.ts';
 import type { Metrics } from '../metrics.ts';
 
 /**
- * When the worker pool grows or shrinks by itself. Defaults: grow by one when tasks have been
- * waiting for more than 1 s, shrink by one after 10 s with nothing running or waiting, and
- * never resize twice within 2 s (so one burst does not swing the pool). `setWorkers` overrides
- * it at any time; a smarter controller can replace it by passing `autoscale: false`.
+ * When the worker pool grows or shrinks by itself, from queue depth, object-store latency,
+ * error rate and utilisation. Defaults:
+ * - grow by one when tasks have waited for more than 1 s with every worker busy — unless the
+ *   store is failing (over 5% of recent calls) or slowing down (recent latency over 3× the best
+ *   seen), where more concurrency would only add to the pile;
+ * - shrink by one when over 20% of recent calls failed (ease off a struggling store), or after
+ *   10 s with nothing running or waiting;
+ * - never resize twice within 2 s (the cooldown, so one burst does not swing the pool).
+ * `setWorkers` overrides it at any time; `autoscale: false` turns it off.
  */
 export interface AutoscaleRule {
   /** @default 1000 */
@@ -17,6 +22,12 @@ export interface AutoscaleRule {
   cooldownMs: number;
   /** How often the rule is evaluated. @default 250 */
   tickMs: number;
+  /** Recent error rate above which the pool shrinks. @default 0.2 */
+  shrinkErrorRate: number;
+  /** Recent error rate above which the pool does not grow. @default 0.05 */
+  growMaxErrorRate: number;
+  /** Recent latency, as a multiple of the best seen, above which the pool does not grow. @default 3 */
+  growMaxLatencyFactor: number;
 }
 
 export const DEFAULT_AUTOSCALE: AutoscaleRule = {
@@ -24,7 +35,13 @@ export const DEFAULT_AUTOSCALE: AutoscaleRule = {
   shrinkAfterMs: 10_000,
   cooldownMs: 2000,
   tickMs: 250,
+  shrinkErrorRate: 0.2,
+  growMaxErrorRate: 0.05,
+  growMaxLatencyFactor: 3,
 };
+
+/** How many recent task outcomes the error rate and latency are taken over. */
+const RECENT = 20;
 
 export interface PoolState {
   workers: number;
@@ -36,12 +53,31 @@ export interface PoolState {
   idleSince: number | null;
   /** When the pool was last resized. */
   lastResize: number;
+  /** Tasks running now. @default workers (all busy) */
+  busy?: number;
+  /** Share of the recent tasks that failed (0..1). @default 0 */
+  errorRate?: number;
+  /** Mean duration of the recent tasks, and the lowest such mean seen (ms). */
+  latencyMs?: number | null;
+  bestLatencyMs?: number | null;
 }
 
 /** The autoscale rule as a pure function: the worker count the pool should have at `now`. */
 export function nextWorkerCount(s: PoolState, now: number, rule: AutoscaleRule): number {
   if (now - s.lastResize < rule.cooldownMs) return s.workers;
-  if (s.waitingSince !== null && now - s.waitingSince > rule.growAfterMs && s.workers < s.maxWorkers) {
+  const errorRate = s.errorRate ?? 0;
+  if (errorRate > rule.shrinkErrorRate && s.workers > s.minWorkers) return s.workers - 1;
+  const saturated = (s.busy ?? s.workers) >= s.workers;
+  const slowing =
+    s.latencyMs != null && s.bestLatencyMs != null && s.latencyMs > rule.growMaxLatencyFactor * s.bestLatencyMs;
+  if (
+    s.waitingSince !== null &&
+    now - s.waitingSince > rule.growAfterMs &&
+    s.workers < s.maxWorkers &&
+    saturated &&
+    errorRate <= rule.growMaxErrorRate &&
+    !slowing
+  ) {
     return s.workers + 1;
   }
   if (s.idleSince !== null && now - s.idleSince > rule.shrinkAfterMs && s.workers > s.minWorkers) {
@@ -87,6 +123,9 @@ export class TaskPool {
   /** No resize yet: the first one needs no cooldown. */
   #lastResize = Number.NEGATIVE_INFINITY;
   #closed = false;
+  /** Outcomes of the last RECENT tasks: duration in ms, and whether they failed. */
+  readonly #recent: Array<{ ms: number; failed: boolean }> = [];
+  #bestLatencyMs: number | null = null;
 
   constructor(options: TaskPoolOptions) {
     this.#options = options;
@@ -111,8 +150,26 @@ export class TaskPool {
     return this.#workers;
   }
 
-  stats(): { workers: number; busy: number; waiting: number; queueSize: number } {
-    return { workers: this.#workers, busy: this.#busy, waiting: this.#waiting, queueSize: this.queueSize };
+  stats() {
+    const n = this.#recent.length;
+    return {
+      workers: this.#workers,
+      busy: this.#busy,
+      waiting: this.#waiting,
+      queueSize: this.queueSize,
+      errorRate: n ? this.#recent.filter((r) => r.failed).length / n : 0,
+      latencyMs: n ? this.#recent.reduce((a, r) => a + r.ms, 0) / n : null,
+      bestLatencyMs: this.#bestLatencyMs,
+    };
+  }
+
+  #record(ms: number, failed: boolean): void {
+    this.#recent.push({ ms, failed });
+    if (this.#recent.length > RECENT) this.#recent.shift();
+    if (this.#recent.length === RECENT) {
+      const mean = this.#recent.reduce((a, r) => a + r.ms, 0) / RECENT;
+      this.#bestLatencyMs = this.#bestLatencyMs === null ? mean : Math.min(this.#bestLatencyMs, mean);
+    }
   }
 
   /**
@@ -130,11 +187,20 @@ export class TaskPool {
       this.#waiting--;
       this.#busy++;
       this.#changed();
+      const t0 = this.#now();
+      let failed = true;
       try {
         signal.throwIfAborted(); // the caller gave up while the task waited
-        return await fn(signal);
+        const out = await fn(signal);
+        failed = false;
+        return out;
+      } catch (err) {
+        // A client's mistake (a 4xx) says nothing about the store's health.
+        if (err instanceof ApiError && err.status < 500) failed = false;
+        throw err;
       } finally {
         this.#busy--;
+        this.#record(this.#now() - t0, failed);
         this.#changed();
       }
     };
@@ -171,6 +237,7 @@ export class TaskPool {
   /** Applies the autoscale rule once; the pool's timer calls it every `tickMs`. */
   async autoscaleTick(): Promise<void> {
     if (!this.#rule || this.#closed) return;
+    const { errorRate, latencyMs, bestLatencyMs } = this.stats();
     const state: PoolState = {
       workers: this.#workers,
       minWorkers: this.minWorkers,
@@ -178,6 +245,10 @@ export class TaskPool {
       waitingSince: this.#waitingSince,
       idleSince: this.#idleSince,
       lastResize: this.#lastResize,
+      busy: this.#busy,
+      errorRate,
+      latencyMs,
+      bestLatencyMs,
     };
     const next = nextWorkerCount(state, this.#now(), this.#rule);
     if (next !== this.#workers) await this.setWorkers(next);

@@ -246,6 +246,57 @@ test('the autoscale rule grows after 1 s of waiting, shrinks after 10 s idle, wi
   t.is(nextWorkerCount({ ...s, idleSince: 0 }, 60_000, rule), 2); // at min
 });
 
+test('the autoscale rule reads error rate, latency and utilisation', (t) => {
+  const rule = DEFAULT_AUTOSCALE;
+  const s = { workers: 3, minWorkers: 1, maxWorkers: 8, waitingSince: 0, idleSince: null, lastResize: 0 };
+  t.is(nextWorkerCount(s, 5_000, rule), 4, 'waiting, all busy, healthy store: grow');
+  t.is(nextWorkerCount({ ...s, busy: 2 }, 5_000, rule), 3, 'a worker is free: waiting is momentary, hold');
+  t.is(nextWorkerCount({ ...s, errorRate: 0.1 }, 5_000, rule), 3, 'failing store: do not grow');
+  t.is(nextWorkerCount({ ...s, errorRate: 0.3 }, 5_000, rule), 2, 'failing badly: shrink despite the queue');
+  t.is(nextWorkerCount({ ...s, latencyMs: 400, bestLatencyMs: 100 }, 5_000, rule), 3, 'store slowing: hold');
+  t.is(nextWorkerCount({ ...s, latencyMs: 250, bestLatencyMs: 100 }, 5_000, rule), 4, 'within 3× the best: grow');
+  t.is(nextWorkerCount({ ...s, errorRate: 0.3, lastResize: 4_000 }, 5_000, rule), 3, 'cooldown holds shrinks too');
+});
+
+test('the pool grows under load and shrinks when the store fails and when load goes away', async (t) => {
+  let now = 1_000_000;
+  const pool = new TaskPool({
+    queueSize: 100,
+    minWorkers: 1,
+    maxWorkers: 4,
+    now: () => now,
+    refuse: () => new Error('full'),
+    autoscale: { tickMs: 60_000 },
+  });
+  t.teardown(() => pool.close());
+  const sizes: number[] = [];
+  const tick = async (ms: number) => {
+    now += ms;
+    await pool.autoscaleTick();
+    sizes.push(pool.workers);
+  };
+  // Load up: 12 slow tasks queue behind one worker; each tick past the cooldown adds one.
+  const gate = deferred();
+  const load = Array.from({ length: 12 }, () => pool.run(() => gate.promise));
+  for (const p of load) p.catch(() => {});
+  for (let i = 0; i < 4; i++) {
+    await until(() => pool.stats().busy === pool.workers); // Bottleneck starts tasks asynchronously
+    await tick(2_100);
+  }
+  t.is(pool.workers, 4);
+  gate.resolve();
+  await Promise.all(load);
+  // The store fails: 20 failing calls push the error rate over 20%, and the pool eases off.
+  for (let i = 0; i < 20; i++) await pool.run(async () => Promise.reject(new Error('503 SlowDown'))).catch(() => {});
+  await tick(2_100);
+  t.is(pool.workers, 3);
+  // Healthy again, then idle: it shrinks back to the minimum, one step per idle period.
+  for (let i = 0; i < 20; i++) await pool.run(async () => 1);
+  for (let i = 0; i < 3; i++) await tick(10_500);
+  t.is(pool.workers, 1);
+  t.log(`worker counts over time: ${sizes.join(' → ')}`);
+});
+
 test('the pool autoscales on its clock', async (t) => {
   let now = 1_000_000;
   const pool = new TaskPool({
