@@ -101,6 +101,30 @@ export function buildOpenApi(version: string): Record<string, unknown> {
         },
       },
       '/v1/uploads/{uploadId}/chunks/{chunkIndex}': {
+        put: {
+          summary: 'Upload a chunk through the coordinator (relay path)',
+          parameters: [
+            uploadId,
+            chunkIndex,
+            { name: 'Content-MD5', in: 'header', required: false, schema: { type: 'string' } },
+          ],
+          requestBody: {
+            required: true,
+            content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+          },
+          responses: {
+            200: ok('Stored: {chunkIndex, etag, size}'),
+            ...errors(
+              ...common,
+              'content_length_mismatch',
+              'bad_digest',
+              'upload_not_found',
+              'upload_not_in_progress',
+              'chunk_index_out_of_range',
+              'object_store_unavailable',
+            ),
+          },
+        },
         patch: {
           summary: 'Report a chunk uploaded directly to S3',
           parameters: [uploadId, chunkIndex],
@@ -108,6 +132,28 @@ export function buildOpenApi(version: string): Record<string, unknown> {
           responses: {
             204: ok('Recorded'),
             ...errors(...common, 'upload_not_found', 'upload_not_in_progress', 'chunk_index_out_of_range'),
+          },
+        },
+      },
+      '/v1/files/{fileId}': {
+        get: {
+          summary: 'Download manifest: chunk ranges, SHA-256 where known, presigned ranged GETs',
+          parameters: [{ ...uploadId, name: 'fileId' }],
+          responses: { 200: ok('Manifest'), ...errors(...common, 'file_not_found') },
+        },
+      },
+      '/v1/files/{fileId}/content': {
+        get: {
+          summary: 'The file streamed through the coordinator (RFC 9110 Range, If-Range)',
+          parameters: [
+            { ...uploadId, name: 'fileId' },
+            { name: 'Range', in: 'header', required: false, schema: { type: 'string', example: 'bytes=0-1023' } },
+            { name: 'If-Range', in: 'header', required: false, schema: { type: 'string' } },
+          ],
+          responses: {
+            200: ok('The whole file'),
+            206: ok('One range'),
+            ...errors(...common, 'file_not_found', 'range_not_satisfiable'),
           },
         },
       },
