@@ -79,3 +79,15 @@ test('the per-principal request rate bucket answers 429 principal_rate', async (
   const other = await fetch(`${srv.url}/v1/uploads`, { headers: { authorization: `Bearer ${srv.keys.bob}` } });
   t.is(other.status, 200, 'another principal has its own bucket');
 });
+
+test('the sweeper runs on one coordinator at a time (advisory lock)', async (t) => {
+  const srv = await startTestServer();
+  t.teardown(() => srv.close());
+  const other = await srv.tdb.pool.connect();
+  t.teardown(() => other.release());
+  // Another coordinator is sweeping: it holds the sweep lock on its own connection.
+  await other.query('SELECT pg_advisory_lock(7263310002)');
+  t.false(await srv.app.sweeper.runOnce(), 'skipped while another holds the lock');
+  await other.query('SELECT pg_advisory_unlock(7263310002)');
+  t.true(await srv.app.sweeper.runOnce());
+});
