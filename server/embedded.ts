@@ -169,7 +169,8 @@ async function readOrCreateSecret(file: string): Promise<string> {
   return secret;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -29,7 +29,7 @@ export class DownloadService {
   /** A COMPLETED upload of the caller's; anything else is 404 (never revealing another principal's files). */
   async file(principal: string, fileId: string): Promise<UploadRow> {
     const upload = await this.#o.repo.get(fileId, principal);
-    if (!upload || upload.status !== 'COMPLETED' || !upload.etag) throw new ApiError('file_not_found');
+    if (upload?.status !== 'COMPLETED' || !upload.etag) throw new ApiError('file_not_found');
     return upload;
   }
 

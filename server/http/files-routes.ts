@@ -1,10 +1,8 @@
 import Router from '@koa/router';
-import type { Context } from 'koa';
 import type { DownloadService } from '../download/download-service.ts';
 import { contentDisposition, ifRangeMatches, parseRange } from '../download/range.ts';
 import { ApiError } from './errors.ts';
-import type { RequestState } from './middleware.ts';
-import { parseOrThrow } from './schemas.ts';
+import { clientGone, type RequestState } from './middleware.ts';
 import { uploadIdParam } from './upload-schemas.ts';
 
 /** `/v1/files/{fileId}`: the download manifest, and the file streamed through the coordinator. */
@@ -51,13 +49,4 @@ export function filesRouter(downloads: DownloadService): Router<RequestState> {
   });
 
   return router;
-}
-
-/** Aborts when the client disconnects before the response is finished. */
-function clientGone(ctx: Context): AbortSignal {
-  const ac = new AbortController();
-  ctx.res.once('close', () => {
-    if (!ctx.res.writableFinished) ac.abort(new Error('client disconnected'));
-  });
-  return ac.signal;
 }

@@ -102,3 +102,12 @@ function toApiError(err: unknown): ApiError {
   }
   return new ApiError('internal');
 }
+
+/** An AbortSignal that fires when the client disconnects before its response is complete. */
+export function clientGone(ctx: Context): AbortSignal {
+  const ac = new AbortController();
+  ctx.res.once('close', () => {
+    if (!ctx.res.writableFinished) ac.abort(new Error('client disconnected'));
+  });
+  return ac.signal;
+}

@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import type { Context } from 'koa';
 import type { IdempotencyRepository } from '../../db/idempotency-repository.ts';
 import type { UploadRow } from '../../db/schema.ts';
 import { InvalidCursorError, type UploadsRepository } from '../../db/uploads-repository.ts';
@@ -7,7 +6,7 @@ import type { RelayService } from '../relay/relay-service.ts';
 import type { UploadService } from '../uploads/upload-service.ts';
 import { ApiError } from './errors.ts';
 import { idempotency } from './idempotency.ts';
-import type { RequestState } from './middleware.ts';
+import { clientGone, type RequestState } from './middleware.ts';
 import { parseOrThrow } from './schemas.ts';
 import {
   chunkIndexParam,
@@ -87,7 +86,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
         contentLength: /^\d{1,16}$/.test(declared) ? Number(declared) : undefined,
         contentMd5: ctx.get('content-md5') || undefined,
         body: ctx.req,
-        signal: requestAborted(ctx),
+        signal: clientGone(ctx),
       });
     } catch (err) {
       // Refused before the body was read: close the connection rather than drain gigabytes.
@@ -108,15 +107,6 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
   });
 
   return router;
-}
-
-/** Aborts when the client goes away before the response is complete. */
-function requestAborted(ctx: Context): AbortSignal {
-  const ac = new AbortController();
-  ctx.res.once('close', () => {
-    if (!ctx.res.writableFinished) ac.abort(new Error('client disconnected'));
-  });
-  return ac.signal;
 }
 
 export function uploadSummary(u: UploadRow) {

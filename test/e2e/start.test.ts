@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { freePort } from '../../server/embedded.ts';
 
 /** The environment of a fresh machine: nothing of ours configured (no database, no S3). */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -12,14 +12,6 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     if (!/^(DATABASE_URL|S3_|AWS_|API_KEYS|PORT|HOST|DATA_DIR|PUBLIC_URL|LOG_LEVEL)/.test(k)) env[k] = v;
   }
   return { ...env, ...extra };
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => srv.once('listening', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 interface Started {
