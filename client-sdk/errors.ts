@@ -47,11 +47,14 @@ export class NetworkError extends ConveyorError {
   }
 }
 
-/** Thrown when no byte moved for `requestTimeoutMs` on a request (a stalled connection). */
+/** Thrown when no byte moved for `requestTimeoutMs` on a chunk request (a stalled connection), or a JSON call took longer than `apiTimeoutMs`. */
 export class TimeoutError extends ConveyorError {
   override name = 'TimeoutError';
-  constructor(readonly timeoutMs: number) {
-    super('timeout', `No progress for ${timeoutMs} ms`);
+  constructor(
+    readonly timeoutMs: number,
+    message = `No progress for ${timeoutMs} ms`,
+  ) {
+    super('timeout', message);
   }
 }
 

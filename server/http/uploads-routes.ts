@@ -60,7 +60,13 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
 
   router.get('/v1/uploads/:uploadId', async (ctx) => {
     const { upload, uploadedChunks, missingChunks } = await service.status(ctx.state.principal!, id(ctx));
-    ctx.body = { ...uploadSummary(upload), uploadedChunks, missingChunks };
+    ctx.body = {
+      ...uploadSummary(upload),
+      uploadedChunks,
+      missingChunks,
+      // A completed upload is a file: what a resuming client needs to finish without completing again.
+      ...(upload.status === 'COMPLETED' ? { fileId: upload.id, etag: upload.etag } : {}),
+    };
   });
 
   router.post('/v1/uploads/:uploadId/chunks/presign', async (ctx) => {

@@ -160,6 +160,7 @@ export class UploadService {
         throw new ApiError(
           'invalid_request',
           `chunks: at most ${this.#o.maxInflightPerUpload} new chunks per batch (MAX_INFLIGHT_PER_UPLOAD).`,
+          { maxNewChunks: this.#o.maxInflightPerUpload },
         );
       }
       if (newSlots > 0) await this.#o.limits.acquireInflight(principal, upload.id, newSlots);

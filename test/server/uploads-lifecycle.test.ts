@@ -38,7 +38,13 @@ for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as co
     const { body } = await srv.store.getObject({ key: row!.objectKey });
     t.true((await readAll(body)).equals(file), 'byte-identical');
     const status = await api('GET', `/v1/uploads/${u.uploadId}`, srv.keys.alice);
-    t.like(status.body, { status: 'COMPLETED', uploadedChunks: 3, missingChunks: [] });
+    t.like(status.body, {
+      status: 'COMPLETED',
+      uploadedChunks: 3,
+      missingChunks: [],
+      fileId: u.uploadId,
+      etag: done.body.etag,
+    });
   });
 
   test.serial(title('resume: chunks uploaded but never reported count, unsent ones are missing'), async (t) => {
@@ -101,7 +107,7 @@ for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as co
   test.serial(
     title('the per-upload inflight limit answers 429 with Retry-After; reports free the slots'),
     async (t) => {
-      const file = randomBytes(30 * MiB);
+      const file = randomBytes(50 * MiB);
       const u = await init(file);
       const presign = (indexes: number[]) =>
         api('POST', `/v1/uploads/${u.uploadId}/chunks/presign`, srv.keys.alice, {
@@ -112,6 +118,9 @@ for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as co
       t.is(refused.status, 429);
       t.truthy(refused.headers.get('retry-after'));
       t.like(refused.body.error, { code: 'throttled', limit: 'upload_inflight' });
+      const tooBig = await presign([5, 6, 7, 8, 9]);
+      t.is(tooBig.status, 400, 'more new chunks than the limit can ever hold');
+      t.is(tooBig.body.error.maxNewChunks, 4, 'and the answer says how many it takes');
       t.is((await presign([0, 1])).status, 200, 're-presigning a held chunk takes no new slot');
       await sendChunks(u.uploadId, file, u.chunkSize, [0]);
       t.is((await presign([4])).status, 200, 'the report freed a slot');

@@ -1,0 +1,305 @@
+import type { FileManifest } from './api.ts';
+import { AdaptiveConcurrency, type ConcurrencyOptions, type ConcurrencySnapshot } from './concurrency.ts';
+import type { TransferContext } from './context.ts';
+import { FileChangedError, HTTPError, IntegrityError, NetworkError, TimeoutError } from './errors.ts';
+import { fingerprintText, type Hasher, toBase64 } from './hashing.ts';
+import { type PoolOutcome, WorkPool } from './pool.ts';
+import { type RetryPolicy, resolveRetryPolicy, retryDecision } from './retry.ts';
+import type { DownloadSink } from './sinks.ts';
+import { type Progress, RateMeter, type Transfer } from './transfer.ts';
+import { httpErrorFrom } from './transport.ts';
+
+/** Options of `ConveyorClient.download`. */
+export interface DownloadOptions {
+  /** Initial level, or the adaptive pool's full options. @default { initial: 4, min: 1, max: 16 (Node) / 6 (browser) } */
+  concurrency?: number | Partial<ConcurrencyOptions>;
+  /** Overrides of the client's retry policy. @default the client's */
+  retry?: Partial<RetryPolicy>;
+  signal?: AbortSignal;
+  /** Keep verified chunks of an interrupted download of the same file to the same path. @default true */
+  resume?: boolean;
+  /** Check each chunk's SHA-256 (when the manifest has it) and the whole file's. @default true */
+  verify?: boolean;
+  /** Streams: chunks fetched ahead of the one being written, at most (memory ≈ this × chunk size). @default 8 */
+  reorderWindow?: number;
+  /** Fetch a fresh manifest when its URLs expire within this. @default 60_000 */
+  urlRefreshMarginMs?: number;
+  /** @default 250 */
+  progressIntervalMs?: number;
+}
+
+export interface DownloadResult {
+  fileId: string;
+  fileName: string;
+  size: number;
+  etag: string;
+  /** Base64 SHA-256 of the bytes written. */
+  sha256: string;
+  /** True when `sha256` was compared with the manifest's and matched. */
+  verified: boolean;
+  chunksTotal: number;
+  chunksFetched: number;
+  chunksSkipped: number;
+  retries: number;
+  resumed: boolean;
+  seconds: number;
+  concurrency: ConcurrencySnapshot;
+}
+
+interface DownloadState {
+  v: 1;
+  fileId: string;
+  etag: string;
+  size: number;
+  chunkSize: number;
+  done: number[];
+}
+
+export async function runDownload(
+  ctx: TransferContext,
+  fileId: string,
+  sink: DownloadSink,
+  opts: DownloadOptions,
+  transfer: Transfer<DownloadResult>,
+  signal: AbortSignal,
+): Promise<DownloadResult> {
+  const t0 = Date.now();
+  const policy = resolveRetryPolicy(ctx.retry, opts.retry);
+  const conc =
+    typeof opts.concurrency === 'number'
+      ? { initial: opts.concurrency, max: Math.max(opts.concurrency, 16) }
+      : (opts.concurrency ?? {});
+  const concurrency = new AdaptiveConcurrency(conc, ctx.runtime);
+  concurrency.onChange = (c) => transfer.emit('concurrency', c);
+  const verify = opts.verify !== false;
+  const margin = opts.urlRefreshMarginMs ?? 60_000;
+
+  let manifest = await ctx.api.manifest(fileId, signal);
+  let refreshing: Promise<void> | undefined;
+  const refresh = async () => {
+    refreshing ??= ctx.api
+      .manifest(fileId, signal)
+      .then((m) => {
+        if (m.etag !== manifest.etag) throw new FileChangedError();
+        manifest = m;
+      })
+      .finally(() => {
+        refreshing = undefined;
+      });
+    return refreshing;
+  };
+  const { size, chunkSize, etag } = manifest;
+  const total = manifest.chunks.length;
+
+  // Resume: which chunks an earlier run wrote and verified.
+  const stateKey =
+    sink.identity && opts.resume !== false
+      ? `download-${await fingerprintText(ctx.hashes, `${ctx.api.baseUrl}|${fileId}|${sink.identity}`)}`
+      : undefined;
+  const saved = stateKey
+    ? ((await ctx.resumeStore?.get(stateKey).catch(() => undefined)) as DownloadState | undefined)
+    : undefined;
+  const usable = saved?.v === 1 && saved.etag === etag && saved.size === size && saved.chunkSize === chunkSize;
+  const kept = await sink.open(size, usable);
+  const done = new Set<number>(usable && kept ? saved.done : []);
+  const resumed = done.size > 0;
+  const skipped = done.size;
+  let lastSave = 0;
+  const save = async (force = false) => {
+    if (!stateKey || !ctx.resumeStore || (!force && Date.now() - lastSave < 500)) return;
+    lastSave = Date.now();
+    const s: DownloadState = { v: 1, fileId, etag, size, chunkSize, done: [...done] };
+    await ctx.resumeStore.set(stateKey, s);
+  };
+  await save(true);
+
+  // Progress.
+  const meter = new RateMeter();
+  const inflight = new Map<number, number>();
+  let phase: Progress['phase'] = 'transferring';
+  let confirmed = manifest.chunks.filter((c) => done.has(c.chunkIndex)).reduce((s, c) => s + (c.end - c.start + 1), 0);
+  let fetched = 0;
+  let retries = 0;
+  const progress = (): Progress => {
+    let moving = 0;
+    for (const b of inflight.values()) moving += b;
+    const rate = meter.rate;
+    return {
+      phase,
+      bytesTotal: size,
+      bytesDone: confirmed + moving,
+      chunksTotal: total,
+      chunksDone: done.size,
+      chunksSkipped: skipped,
+      rate,
+      etaSeconds: rate > 0 ? (size - confirmed - moving) / rate : undefined,
+      retries,
+      concurrency: concurrency.snapshot(),
+      elapsedMs: Date.now() - t0,
+      paused: transfer.paused,
+    };
+  };
+  let lastEmit = 0;
+  const emit = (force = false) => {
+    if (!force && Date.now() - lastEmit < (opts.progressIntervalMs ?? 250)) return;
+    lastEmit = Date.now();
+    transfer.emit('progress', progress());
+  };
+  let pool: WorkPool<number> | undefined;
+  transfer.attach({ pause: () => pool?.pause(), resume: () => pool?.resume() }, progress);
+
+  // Sequential sinks: chunks are written in order from a bounded reorder window, hashed as written.
+  const window = Math.max(1, opts.reorderWindow ?? 8);
+  const buffered = new Map<number, Uint8Array>();
+  let nextWrite = 0;
+  let writing: Promise<void> = Promise.resolve();
+  const streamHash: Hasher | undefined = sink.positional ? undefined : await ctx.hashes.create('sha256');
+  const flush = () => {
+    writing = writing.then(async () => {
+      while (buffered.has(nextWrite)) {
+        const bytes = buffered.get(nextWrite)!;
+        await sink.write(manifest.chunks[nextWrite]!.start, bytes);
+        streamHash?.update(bytes);
+        buffered.delete(nextWrite);
+        nextWrite++;
+      }
+    });
+    return writing;
+  };
+
+  const counts = new Map<number, { retries: number; throttles: number; attempts: number }>();
+  const fetchChunk = async (i: number, taskSignal: AbortSignal): Promise<PoolOutcome> => {
+    const c = counts.get(i) ?? { retries: 0, throttles: 0, attempts: 0 };
+    counts.set(i, c);
+    try {
+      if (Date.parse(manifest.expiresAt) - Date.now() < margin) await refresh();
+      const chunk = manifest.chunks[i]!;
+      const length = chunk.end - chunk.start + 1;
+      c.attempts++;
+      const res = await ctx.bulk.send({
+        method: 'GET',
+        url: ctx.urlRewrite(chunk.url),
+        headers: { range: `bytes=${chunk.start}-${chunk.end}`, 'if-match': etag },
+        signal: taskSignal,
+        idleTimeoutMs: ctx.requestTimeoutMs,
+        expectedLength: length,
+        onProgress: (n) => {
+          inflight.set(i, (inflight.get(i) ?? 0) + n);
+          meter.add(n);
+          concurrency.recordBytes(n);
+          emit();
+        },
+      });
+      if (res.status === 412) throw new FileChangedError();
+      if (res.status !== 206 && res.status !== 200) throw httpErrorFrom(res, 'store');
+      if (res.body.byteLength !== length) {
+        throw new NetworkError(`Chunk ${i}: ${res.body.byteLength} bytes instead of ${length}`, { code: 'short_body' });
+      }
+      if (verify && chunk.sha256) {
+        const h = await ctx.hashes.create('sha256');
+        h.update(res.body);
+        if (toBase64(h.digest()) !== chunk.sha256)
+          throw new IntegrityError('chunk_checksum_mismatch', `Chunk ${i}: SHA-256 differs from the manifest`);
+      }
+      inflight.delete(i);
+      if (sink.positional) {
+        await sink.write(chunk.start, res.body);
+        done.add(i);
+        await save();
+      } else {
+        buffered.set(i, res.body);
+        done.add(i);
+        await flush();
+      }
+      confirmed += length;
+      fetched++;
+      emit();
+      return undefined;
+    } catch (err) {
+      inflight.delete(i);
+      if (taskSignal.aborted || signal.aborted || err instanceof FileChangedError) throw err;
+      const throttled = err instanceof HTTPError && policy.throttleStatusCodes.includes(err.status);
+      if (throttled) c.throttles++;
+      else c.retries++;
+      // A corrupt chunk is retried like a network error: the bytes were damaged on the way.
+      const d =
+        err instanceof IntegrityError && c.retries <= policy.limit
+          ? ({ action: 'retry', delayMs: 0, reason: err.code, throttled: false } as const)
+          : retryDecision(err, c, policy);
+      if (d.action === 'fail') throw err;
+      retries++;
+      if (d.action === 'represign') await refresh();
+      if (d.action === 'retry' && d.throttled) concurrency.onThrottle(d.delayMs);
+      if (err instanceof TimeoutError) concurrency.onTimeout();
+      transfer.emit('retry', { chunkIndex: i, attempt: c.attempts, delayMs: d.delayMs, reason: d.reason });
+      return { retryInMs: d.delayMs };
+    }
+  };
+
+  try {
+    const todo = manifest.chunks.map((c) => c.chunkIndex).filter((i) => !done.has(i) && size > 0);
+    if (todo.length > 0) {
+      pool = new WorkPool<number>({
+        concurrency,
+        run: fetchChunk,
+        compare: (a, b) => a - b,
+        ...(sink.positional ? {} : { canStart: (i: number) => i < nextWrite + window }),
+      });
+      if (transfer.paused) pool.pause();
+      for (const i of todo) pool.add(i);
+      await pool.run(signal);
+    }
+    await writing;
+    await save(true);
+
+    phase = 'verifying';
+    emit(true);
+    let sha256: string;
+    if (streamHash) sha256 = toBase64(streamHash.digest());
+    else sha256 = await hashBack(sink, size, ctx, signal);
+    const verified = verify && manifest.checksumSha256 !== undefined;
+    if (verified && sha256 !== manifest.checksumSha256) {
+      if (stateKey) await ctx.resumeStore?.delete(stateKey);
+      throw new IntegrityError(
+        'checksum_mismatch',
+        `The file's SHA-256 is ${sha256}; the server declared ${manifest.checksumSha256}`,
+      );
+    }
+    await sink.close();
+    if (stateKey) await ctx.resumeStore?.delete(stateKey);
+    phase = 'done';
+    emit(true);
+    return {
+      fileId,
+      fileName: manifest.fileName,
+      size,
+      etag,
+      sha256,
+      verified,
+      chunksTotal: total,
+      chunksFetched: fetched,
+      chunksSkipped: skipped,
+      retries,
+      resumed,
+      seconds: (Date.now() - t0) / 1000,
+      concurrency: concurrency.snapshot(),
+    };
+  } catch (err) {
+    await save(true).catch(() => {});
+    await sink.fail(err);
+    throw err;
+  }
+}
+
+/** Whole-file SHA-256 of what a positional sink holds, read back in slices. */
+async function hashBack(sink: DownloadSink, size: number, ctx: TransferContext, signal: AbortSignal): Promise<string> {
+  const h = await ctx.hashes.create('sha256');
+  const slice = 8 * 1024 * 1024;
+  for (let off = 0; off < size; off += slice) {
+    signal.throwIfAborted();
+    h.update(await sink.read!(off, Math.min(slice, size - off)));
+  }
+  return toBase64(h.digest());
+}
+
+export type { FileManifest };

