@@ -137,6 +137,29 @@ for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as co
     t.like(r, { transport: 'relay', chunksSent: 3, sha256: f.sha256 });
   });
 
+  test.serial(title('auto transport: when the store cannot be reached it falls back to the relay'), async (t) => {
+    const f = await randomFile(12 * MiB);
+    t.teardown(() => f.cleanup());
+    const c = new ConveyorClient({
+      baseUrl: srv.url,
+      apiKey: srv.keys.alice,
+      resumeStore: false,
+      // Every presigned URL now points at a closed port: what a client behind a firewall sees.
+      urlRewrite: (u) => {
+        const x = new URL(u);
+        x.port = '1';
+        return x.toString();
+      },
+    });
+    t.teardown(() => c.close());
+    const switched: unknown[] = [];
+    const transfer = c.upload(f.file, { chunkSize: 5 * MiB, transport: 'auto' });
+    transfer.on('transport', (e) => switched.push(e));
+    const r = await transfer;
+    t.like(r, { transport: 'relay', sha256: f.sha256 });
+    t.like(switched[0], { from: 'direct', to: 'relay' });
+  });
+
   test.serial(
     title('through a fault-injecting proxy (503s, resets, 1 s stalls) both ways stay byte-identical'),
     async (t) => {
