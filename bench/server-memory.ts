@@ -10,16 +10,19 @@
  * Uses DATABASE_URL (else the machine's PostgreSQL at 127.0.0.1:5432) and the S3_* variables
  * when set (else the local-disk store). Prints one JSON object.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { freePort } from '../server/embedded.ts';
+import {
+  deleteUploadedObjects,
+  MiB,
+  machine,
+  mib,
+  peakRss,
+  rssOf,
+  startCoordinator,
+  storeDescription,
+} from './lib/coordinator.ts';
 
-const MiB = 1024 * 1024;
 const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '2048' },
@@ -34,27 +37,8 @@ const CHUNK = 8 * MiB;
 const WINDOW = 4;
 const SEGMENT = 8 * MiB;
 const RELAY_BUDGET = 256 * MiB;
-const KEY = `bench-key-${randomBytes(12).toString('hex')}`;
 
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
-
-/** Samples a process's RSS every 50 ms while `work` runs; returns the peak. */
-async function peakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peak: number }> {
-  let peak = rssOf(pid);
-  const timer = setInterval(() => {
-    peak = Math.max(peak, rssOf(pid));
-  }, 50);
-  try {
-    const result = await work();
-    return { result, peak: Math.max(peak, rssOf(pid)) };
-  } finally {
-    clearInterval(timer);
-  }
-}
-
+let KEY = '';
 async function api(base: string, method: string, p: string, body?: unknown) {
   for (;;) {
     const res = await fetch(`${base}${p}`, {
@@ -82,47 +66,24 @@ function chunkBytes(i: number, size: number): Uint8Array<ArrayBuffer> {
 }
 
 async function main() {
-  const dbUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const dbName = `conveyor_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: dbUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const url = new URL(dbUrl);
-  url.pathname = `/${dbName}`;
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const dataDir = path.join(os.tmpdir(), `conveyor-bench-${randomBytes(4).toString('hex')}`);
-  const server = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const server = await startCoordinator({
     env: {
-      ...process.env,
-      DATABASE_URL: url.toString(),
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      API_KEYS: `bench:${KEY}`,
-      LOG_LEVEL: 'warn',
       DOWNLOAD_PREFETCH_WINDOW: String(WINDOW),
       DOWNLOAD_SEGMENT_SIZE: String(SEGMENT),
       RELAY_MEMORY_BUDGET: String(RELAY_BUDGET),
       MAX_INFLIGHT_PER_UPLOAD: '64',
-      RATE_LIMIT_PER_SECOND: '100000',
-      RATE_LIMIT_BURST: '100000',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
   });
+  const uploaded: string[] = [];
+  KEY = server.apiKey;
+  const { base } = server;
   try {
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`${base}/readyz`)
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) break;
-      if (i > 240) throw new Error('coordinator did not become ready');
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const pid = server.pid!;
+    const { pid } = server;
     const baseline = rssOf(pid);
 
     // 1. A large file, uploaded directly (presigned PUTs, 8 in flight): the coordinator only coordinates.
     const up = await api(base, 'POST', '/v1/uploads', { fileName: 'big.bin', fileSize: SIZE, chunkSize: CHUNK });
+    uploaded.push(up.uploadId);
     const hash = createHash('sha256');
     const sizes = Array.from({ length: up.totalChunks }, (_, i) =>
       i === up.totalChunks - 1 ? SIZE - i * CHUNK : CHUNK,
@@ -180,6 +141,7 @@ async function main() {
       await Promise.all(
         Array.from({ length: RELAY_UPLOADS }, async (_, k) => {
           const u = await api(base, 'POST', '/v1/uploads', { fileName: `r${k}`, fileSize: CHUNK });
+          uploaded.push(u.uploadId);
           for (;;) {
             const res = await fetch(`${base}/v1/uploads/${u.uploadId}/chunks/0`, {
               method: 'PUT',
@@ -196,14 +158,13 @@ async function main() {
       return { seconds: (performance.now() - t) / 1000 };
     });
 
-    const mib = (n: number) => Math.round((n / MiB) * 10) / 10;
     console.log(
       JSON.stringify(
         {
           benchmark: 'server-memory',
           command: `npm run bench:server-memory -- --size-mib ${SIZE / MiB} --reader-mib-s ${READER_RATE / MiB}`,
-          machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
-          store: process.env.S3_BUCKET ? `s3 ${process.env.S3_ENDPOINT ?? 'AWS'}` : 'disk',
+          machine: machine(),
+          store: storeDescription(),
           baselineRssMiB: mib(baseline),
           upload: {
             sizeMiB: SIZE / MiB,
@@ -231,10 +192,8 @@ async function main() {
       ),
     );
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await deleteUploadedObjects(uploaded);
+    await server.stop();
   }
 }
 

@@ -34,6 +34,11 @@ export async function main(argv: string[]): Promise<number> {
     .description('upload a file (resumes an interrupted upload of the same file)')
     .option('--chunk-size <size>', 'chunk size, e.g. 8MiB (default: 8 MiB, more for huge files)', parseSize)
     .option('--concurrency <n>', 'initial parallel chunks (adapts between 1 and max(16, n))', parsePositive)
+    .option(
+      '--max-concurrency <n>',
+      'most parallel chunks the pool may grow to (default max(16, --concurrency))',
+      parsePositive,
+    )
     .addOption(
       new Option('--transport <mode>', 'how chunks travel').choices(['direct', 'relay', 'auto']).default('direct'),
     )
@@ -42,15 +47,23 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       async (
         file: string,
-        o: { chunkSize?: number; concurrency?: number; transport: TransportMode; resume: boolean; json?: boolean },
+        o: {
+          chunkSize?: number;
+          concurrency?: number;
+          maxConcurrency?: number;
+          transport: TransportMode;
+          resume: boolean;
+          json?: boolean;
+        },
       ) => {
         const c = client();
         try {
+          const concurrency = concurrencyOption(o.concurrency, o.maxConcurrency);
           const t = c.upload(file, {
             transport: o.transport,
             resume: o.resume,
             ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}),
-            ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+            ...(concurrency !== undefined ? { concurrency } : {}),
           });
           const r = await withProgress(t, `upload ${file}`, o.json);
           const out = {
@@ -85,44 +98,56 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('download <fileId> <out>')
     .description('download a file (resumes an interrupted download to the same path)')
-    .option('--concurrency <n>', 'initial parallel chunks', parsePositive)
+    .option('--concurrency <n>', 'initial parallel chunks (adapts between 1 and max(16, n))', parsePositive)
+    .option(
+      '--max-concurrency <n>',
+      'most parallel chunks the pool may grow to (default max(16, --concurrency))',
+      parsePositive,
+    )
     .option('--no-resume', 'fetch every chunk again')
     .option('--json', 'print one JSON object at the end')
-    .action(async (fileId: string, out: string, o: { concurrency?: number; resume: boolean; json?: boolean }) => {
-      const c = client();
-      try {
-        const t = c.download(fileId, out === '-' ? process.stdout : out, {
-          resume: o.resume,
-          ...(o.concurrency ? { concurrency: o.concurrency } : {}),
-        });
-        const r = await withProgress(t, `download ${fileId}`, o.json || out === '-');
-        const summary = {
-          fileId: r.fileId,
-          fileName: r.fileName,
-          out,
-          size: r.size,
-          sha256: r.sha256,
-          verified: r.verified,
-          seconds: r.seconds,
-          mbPerSecond: round(r.size / 1e6 / Math.max(r.seconds, 1e-3)),
-          chunksTotal: r.chunksTotal,
-          chunksFetched: r.chunksFetched,
-          chunksSkipped: r.chunksSkipped,
-          retries: r.retries,
-          resumed: r.resumed,
-        };
-        const stream = out === '-' ? process.stderr : process.stdout;
-        if (o.json) stream.write(`${JSON.stringify(summary)}\n`);
-        else {
-          stream.write(
-            `downloaded ${fileId} to ${out}: ${fmtBytes(r.size)} in ${r.seconds.toFixed(1)} s (${summary.mbPerSecond} MB/s), ` +
-              `sha256 ${r.sha256}${r.verified ? ' (verified)' : ''}\n`,
-          );
+    .action(
+      async (
+        fileId: string,
+        out: string,
+        o: { concurrency?: number; maxConcurrency?: number; resume: boolean; json?: boolean },
+      ) => {
+        const c = client();
+        try {
+          const concurrency = concurrencyOption(o.concurrency, o.maxConcurrency);
+          const t = c.download(fileId, out === '-' ? process.stdout : out, {
+            resume: o.resume,
+            ...(concurrency !== undefined ? { concurrency } : {}),
+          });
+          const r = await withProgress(t, `download ${fileId}`, o.json || out === '-');
+          const summary = {
+            fileId: r.fileId,
+            fileName: r.fileName,
+            out,
+            size: r.size,
+            sha256: r.sha256,
+            verified: r.verified,
+            seconds: r.seconds,
+            mbPerSecond: round(r.size / 1e6 / Math.max(r.seconds, 1e-3)),
+            chunksTotal: r.chunksTotal,
+            chunksFetched: r.chunksFetched,
+            chunksSkipped: r.chunksSkipped,
+            retries: r.retries,
+            resumed: r.resumed,
+          };
+          const stream = out === '-' ? process.stderr : process.stdout;
+          if (o.json) stream.write(`${JSON.stringify(summary)}\n`);
+          else {
+            stream.write(
+              `downloaded ${fileId} to ${out}: ${fmtBytes(r.size)} in ${r.seconds.toFixed(1)} s (${summary.mbPerSecond} MB/s), ` +
+                `sha256 ${r.sha256}${r.verified ? ' (verified)' : ''}\n`,
+            );
+          }
+        } finally {
+          c.close();
         }
-      } finally {
-        c.close();
-      }
-    });
+      },
+    );
 
   program
     .command('status <uploadId>')
@@ -248,6 +273,12 @@ export function parseSize(value: string): number {
   const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined) throw new InvalidArgumentError(`not a size: ${value} (e.g. 8MiB, 16MB, 8388608)`);
   return Math.round(Number(m[1]) * unit);
+}
+
+/** `--concurrency` and `--max-concurrency` as the SDK's option (a number keeps the default ceiling of max(16, n)). */
+function concurrencyOption(initial?: number, max?: number): number | { initial: number; max: number } | undefined {
+  if (max === undefined) return initial;
+  return { initial: Math.min(initial ?? 4, max), max };
 }
 
 function parsePositive(value: string): number {

@@ -167,15 +167,24 @@ export async function runDownload(
     return writing;
   };
 
+  // Positional sinks: each GET's body goes to the file as it arrives, through a small staging
+  // buffer (reused across chunks), hashed on the way; no chunk is ever held whole in memory.
+  const spareStaging: Uint8Array[] = [];
+
   const counts = new Map<number, { retries: number; throttles: number; attempts: number }>();
   const fetchChunk = async (i: number, taskSignal: AbortSignal): Promise<PoolOutcome> => {
     const c = counts.get(i) ?? { retries: 0, throttles: 0, attempts: 0 };
     counts.set(i, c);
+    let staged: StagedWriter | undefined;
     try {
       if (Date.parse(manifest.expiresAt) - Date.now() < margin) await refresh();
       const chunk = manifest.chunks[i]!;
       const length = chunk.end - chunk.start + 1;
       c.attempts++;
+      if (sink.positional) {
+        const hash = verify && chunk.sha256 ? await ctx.hashes.create('sha256') : undefined;
+        staged = new StagedWriter(sink, chunk.start, length, spareStaging.pop() ?? new Uint8Array(STAGING), hash);
+      }
       const res = await ctx.bulk.send({
         method: 'GET',
         url: ctx.urlRewrite(chunk.url),
@@ -183,6 +192,7 @@ export async function runDownload(
         signal: taskSignal,
         idleTimeoutMs: ctx.requestTimeoutMs,
         expectedLength: length,
+        ...(staged ? { onData: staged.onData } : {}),
         onProgress: (n) => {
           inflight.set(i, (inflight.get(i) ?? 0) + n);
           meter.add(n);
@@ -192,18 +202,27 @@ export async function runDownload(
       });
       if (res.status === 412) throw new FileChangedError();
       if (res.status !== 206 && res.status !== 200) throw httpErrorFrom(res, 'store');
-      if (res.body.byteLength !== length) {
-        throw new NetworkError(`Chunk ${i}: ${res.body.byteLength} bytes instead of ${length}`, { code: 'short_body' });
+      if (staged) {
+        // A caller's transport that ignores `onData` hands back the whole body instead.
+        if (staged.received === 0 && res.body.byteLength > 0) await staged.onData(res.body);
+        await staged.flush();
+      }
+      const got = staged ? staged.received : res.body.byteLength;
+      if (got !== length) {
+        throw new NetworkError(`Chunk ${i}: ${got} bytes instead of ${length}`, { code: 'short_body' });
       }
       if (verify && chunk.sha256) {
-        const h = await ctx.hashes.create('sha256');
-        h.update(res.body);
-        if (toBase64(h.digest()) !== chunk.sha256)
+        let digest = staged?.hash?.digest();
+        if (!digest) {
+          const h = await ctx.hashes.create('sha256');
+          h.update(res.body);
+          digest = h.digest();
+        }
+        if (toBase64(digest) !== chunk.sha256)
           throw new IntegrityError('chunk_checksum_mismatch', `Chunk ${i}: SHA-256 differs from the manifest`);
       }
       inflight.delete(i);
       if (sink.positional) {
-        await sink.write(chunk.start, res.body);
         done.add(i);
         await save();
       } else {
@@ -217,6 +236,8 @@ export async function runDownload(
       return undefined;
     } catch (err) {
       inflight.delete(i);
+      // A write of this attempt still on its way would land after the retry's: let it finish first.
+      await staged?.settled();
       if (taskSignal.aborted || signal.aborted || err instanceof FileChangedError) throw err;
       const throttled = err instanceof HTTPError && policy.throttleStatusCodes.includes(err.status);
       if (throttled) c.throttles++;
@@ -233,6 +254,8 @@ export async function runDownload(
       if (err instanceof TimeoutError) concurrency.onTimeout();
       transfer.emit('retry', { chunkIndex: i, attempt: c.attempts, delayMs: d.delayMs, reason: d.reason });
       return { retryInMs: d.delayMs };
+    } finally {
+      if (staged?.idle) spareStaging.push(staged.buffer);
     }
   };
 
@@ -249,6 +272,7 @@ export async function runDownload(
       for (const i of todo) pool.add(i);
       await pool.run(signal);
     }
+    spareStaging.length = 0;
     await writing;
     await save(true);
 
@@ -294,12 +318,95 @@ export async function runDownload(
 /** Whole-file SHA-256 of what a positional sink holds, read back in slices. */
 async function hashBack(sink: DownloadSink, size: number, ctx: TransferContext, signal: AbortSignal): Promise<string> {
   const h = await ctx.hashes.create('sha256');
-  const slice = 8 * 1024 * 1024;
+  const slice = 2 * 1024 * 1024;
+  const buffer = new Uint8Array(Math.min(slice, Math.max(1, size)));
   for (let off = 0; off < size; off += slice) {
     signal.throwIfAborted();
-    h.update(await sink.read!(off, Math.min(slice, size - off)));
+    h.update(await sink.read!(off, Math.min(slice, size - off), buffer));
   }
   return toBase64(h.digest());
+}
+
+/** Bytes gathered before one positional write of a streamed chunk. */
+const STAGING = 1024 * 1024;
+
+/**
+ * Takes one GET's body piece by piece (`onData`), hashes it, and writes it to a positional sink at
+ * the chunk's offset in `buffer`-sized writes. Never writes past the chunk's end: a longer body fails.
+ */
+class StagedWriter {
+  received = 0;
+  #fill = 0;
+  #pos: number;
+  /** The write (and the copying around it) in progress: pieces come one at a time, so at most one. */
+  #busy: Promise<void> | undefined;
+  constructor(
+    readonly sink: DownloadSink,
+    start: number,
+    readonly length: number,
+    readonly buffer: Uint8Array,
+    readonly hash: Hasher | undefined,
+  ) {
+    this.#pos = start;
+  }
+
+  onData = (d: Uint8Array): void | Promise<void> => {
+    if (this.received + d.byteLength > this.length) {
+      throw new NetworkError(`The store sent more than the ${this.length} bytes asked for`, { code: 'long_body' });
+    }
+    this.received += d.byteLength;
+    this.hash?.update(d);
+    if (d.byteLength < this.buffer.byteLength - this.#fill) {
+      this.buffer.set(d, this.#fill);
+      this.#fill += d.byteLength;
+      return;
+    }
+    return this.#track(this.#spill(d));
+  };
+
+  /** Writes what is staged. */
+  flush(): Promise<void> {
+    return this.#fill === 0 ? Promise.resolve() : this.#track(this.#writeStaged());
+  }
+
+  async #spill(d: Uint8Array): Promise<void> {
+    const room = this.buffer.byteLength - this.#fill;
+    this.buffer.set(d.subarray(0, room), this.#fill);
+    this.#fill += room;
+    await this.#writeStaged();
+    const rest = d.subarray(room);
+    if (rest.byteLength >= this.buffer.byteLength) {
+      await this.sink.write(this.#pos, rest);
+      this.#pos += rest.byteLength;
+    } else {
+      this.buffer.set(rest, 0);
+      this.#fill = rest.byteLength;
+    }
+  }
+
+  async #writeStaged(): Promise<void> {
+    const n = this.#fill;
+    await this.sink.write(this.#pos, this.buffer.subarray(0, n));
+    this.#pos += n;
+    this.#fill = 0;
+  }
+
+  #track(p: Promise<void>): Promise<void> {
+    this.#busy = p;
+    return p.finally(() => {
+      if (this.#busy === p) this.#busy = undefined;
+    });
+  }
+
+  /** True when nothing is using the buffer (it can be reused). */
+  get idle(): boolean {
+    return this.#busy === undefined;
+  }
+
+  /** Waits for a write in progress, ignoring its outcome. */
+  async settled(): Promise<void> {
+    await this.#busy?.catch(() => {});
+  }
 }
 
 export type { FileManifest };

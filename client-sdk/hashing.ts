@@ -43,6 +43,8 @@ export async function digestSource(
   const whole = await hashes.create('sha256');
   const chunks: ChunkDigest[] = [];
   const total = Math.max(1, Math.ceil(source.size / chunkSize));
+  // One buffer for the whole pass (sources that can read into it do): the pass allocates nothing per slice.
+  const buffer = new Uint8Array(Math.min(HASH_SLICE, Math.max(1, source.size)));
   for (let i = 0; i < total; i++) {
     const md5 = await hashes.create('md5');
     const sha = await hashes.create('sha256');
@@ -50,7 +52,7 @@ export async function digestSource(
     for (let off = i * chunkSize; off < end; ) {
       opts.signal?.throwIfAborted();
       const n = Math.min(HASH_SLICE, end - off);
-      const bytes = await source.read(off, n);
+      const bytes = await source.read(off, n, buffer);
       whole.update(bytes);
       md5.update(bytes);
       sha.update(bytes);

@@ -50,8 +50,8 @@ export class FileSource implements ChunkSource {
     return new FileSource(file, `fd-${file.fd}`, st.size, `inode:${st.dev}:${st.ino}:${st.mtimeMs}`, false);
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const buf = Buffer.allocUnsafe(length);
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const buf = into && into.byteLength >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.handle.read(buf, got, length - got, offset + got);
@@ -118,8 +118,8 @@ export class FileSink implements DownloadSink {
       done += bytesWritten;
     }
   }
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const buf = Buffer.allocUnsafe(length);
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const buf = into && into.byteLength >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.#handle!.read(buf, got, length - got, offset + got);

@@ -1,10 +1,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import { AbortError, NetworkError, TimeoutError } from './errors.ts';
-import { type BulkRequest, type BulkResponse, type BulkTransport, redact } from './transport.ts';
+import { type BodySource, type BulkRequest, type BulkResponse, type BulkTransport, redact } from './transport.ts';
 
 /** Bytes handed to the socket per write: small enough for smooth progress, big enough to be cheap. */
 const WRITE_SLICE = 256 * 1024;
+/** Slice buffers kept for reuse by streamed bodies (two per request in flight). */
+const SPARE_SLICES = 32;
 
 export interface NodeHttpTransportOptions {
   /** Sockets per host; above the pool's maximum so a retry never waits for one. @default 64 */
@@ -19,6 +21,8 @@ export class NodeHttpTransport implements BulkTransport {
   #http: http.Agent;
   #https: https.Agent;
   readonly #maxSockets: number;
+  /** Reusable WRITE_SLICE buffers for bodies read from a `BodySource`. */
+  readonly #slices: Buffer[] = [];
 
   constructor(options: NodeHttpTransportOptions = {}) {
     this.#maxSockets = options.maxSockets ?? 64;
@@ -69,11 +73,32 @@ export class NodeHttpTransport implements BulkTransport {
       });
       r.on('response', (res) => {
         const ok = res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300;
-        const expected = ok && req.expectedLength !== undefined ? req.expectedLength : undefined;
+        const onData = ok ? req.onData : undefined;
+        const expected = ok && !onData && req.expectedLength !== undefined ? req.expectedLength : undefined;
         let buf = expected !== undefined ? Buffer.allocUnsafe(expected) : undefined;
         const parts: Buffer[] = [];
         let received = 0;
         res.on('data', (d: Buffer) => {
+          if (settled) return;
+          if (onData) {
+            // Streamed to the caller: the next piece waits until it has taken this one.
+            received += d.length;
+            if (req.method === 'GET') req.onProgress?.(d.length);
+            let pending: void | Promise<void>;
+            try {
+              pending = onData(d);
+            } catch (err) {
+              return finish(err);
+            }
+            if (pending) {
+              res.pause();
+              pending.then(
+                () => res.resume(),
+                (err: unknown) => finish(err),
+              );
+            }
+            return;
+          }
           if (buf && received + d.length <= buf.length) d.copy(buf, received);
           else {
             if (buf) {
@@ -91,7 +116,7 @@ export class NodeHttpTransport implements BulkTransport {
         res.on('aborted', () => finish(new NetworkError(`${req.method} ${redact(req.url)}: response aborted`)));
         res.on('end', () => {
           if (!res.complete) return finish(new NetworkError(`${req.method} ${redact(req.url)}: response cut short`));
-          const body = buf ? buf.subarray(0, received) : Buffer.concat(parts);
+          const body = onData ? Buffer.alloc(0) : buf ? buf.subarray(0, received) : Buffer.concat(parts);
           const h: Record<string, string> = {};
           for (const [k, v] of Object.entries(res.headers))
             if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
@@ -102,6 +127,10 @@ export class NodeHttpTransport implements BulkTransport {
       const body = req.body;
       if (!body || body.byteLength === 0) {
         r.end();
+        return;
+      }
+      if (!(body instanceof Uint8Array)) {
+        this.#stream(body, r, req, () => settled).catch((err: unknown) => finish(err));
         return;
       }
       // Written in slices: each drain is progress, and the socket never buffers the whole chunk twice.
@@ -122,4 +151,56 @@ export class NodeHttpTransport implements BulkTransport {
       writeMore();
     });
   }
+
+  /**
+   * Writes a `BodySource` through two alternating slice buffers: one is read into while the other
+   * is on its way to the socket, and a buffer is reused only once its write has completed (the
+   * data is in the kernel). A chunk in flight thus costs two slices, not its whole size.
+   */
+  async #stream(body: BodySource, r: http.ClientRequest, req: BulkRequest, done: () => boolean): Promise<void> {
+    const bufs = [
+      this.#slices.pop() ?? Buffer.allocUnsafe(WRITE_SLICE),
+      this.#slices.pop() ?? Buffer.allocUnsafe(WRITE_SLICE),
+    ];
+    const writes: Array<Promise<void> | undefined> = [undefined, undefined];
+    let k = 0;
+    try {
+      for (let off = 0; off < body.byteLength; ) {
+        const n = Math.min(WRITE_SLICE, body.byteLength - off);
+        await writes[k];
+        if (done()) return;
+        const view = await body.read(off, n, bufs[k]);
+        if (done()) return;
+        if (view.byteLength !== n) throw new Error(`The body source gave ${view.byteLength} bytes instead of ${n}`);
+        off += n;
+        let more = true;
+        writes[k] = new Promise<void>((release) => {
+          more = r.write(view, (err) => {
+            release();
+            if (!err) req.onProgress?.(n);
+          });
+        });
+        if (!more) await drainOrClose(r);
+        k ^= 1;
+      }
+      if (!done()) r.end();
+    } finally {
+      // Back to the spares once no write holds them (never, if the request died with writes queued).
+      Promise.all(writes).then(() => {
+        for (const b of bufs) if (this.#slices.length < SPARE_SLICES) this.#slices.push(b);
+      });
+    }
+  }
+}
+
+function drainOrClose(r: http.ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      r.off('drain', done);
+      r.off('close', done);
+      resolve();
+    };
+    r.on('drain', done);
+    r.on('close', done);
+  });
 }

@@ -11,8 +11,8 @@ export interface DownloadSink {
   /** Prepares for `size` bytes. `keep`: an interrupted earlier run's bytes stay (resume). Returns false when they cannot be kept. */
   open(size: number, keep: boolean): Promise<boolean>;
   write(offset: number, bytes: Uint8Array): Promise<void>;
-  /** Positional sinks: reads back what was written (the final whole-file check). */
-  read?(offset: number, length: number): Promise<Uint8Array>;
+  /** Positional sinks: reads back what was written (the final whole-file check), into `into` when given. */
+  read?(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
   /** The download failed: release the destination (a stream is errored). */
   fail(err: unknown): Promise<void>;

@@ -11,7 +11,8 @@ export interface ChunkSource {
   readonly type?: string | undefined;
   /** What identifies the file for resuming besides its bytes: a path, or name + mtime for a File. */
   readonly identity: string;
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /** `length` bytes at `offset`; read into `into` (≥ `length` bytes) when given, the result may then be a view of it. */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 

@@ -5,12 +5,22 @@ import { parseRetryAfter } from './retry.ts';
  * How bulk bytes move: chunk PUTs (to presigned URLs or the relay endpoint) and ranged GETs.
  * Node uses `NodeHttpTransport` (node:http with a keep-alive agent); browsers `FetchTransport`.
  */
+/**
+ * A request body read on demand, slice by slice (a range of a file): the transport never needs
+ * the whole chunk in memory, and a retry simply reads it again.
+ */
+export interface BodySource {
+  readonly byteLength: number;
+  /** `length` bytes at `offset` within the body; read into `into` when given (the result may be a view of it). */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+}
+
 export interface BulkRequest {
   method: 'PUT' | 'GET';
   url: string;
   /** Sent exactly as given (presigned headers are part of the signature). */
   headers: Record<string, string>;
-  body?: Uint8Array;
+  body?: Uint8Array | BodySource;
   signal?: AbortSignal;
   /** A `TimeoutError` when no byte moves for this long. */
   idleTimeoutMs: number;
@@ -18,6 +28,11 @@ export interface BulkRequest {
   onProgress?: (bytes: number) => void;
   /** A GET's expected body length: lets the transport allocate once. */
   expectedLength?: number;
+  /**
+   * A 2xx body delivered piece by piece instead of collected (`BulkResponse.body` is then empty).
+   * The next piece waits for a returned promise; a throw or rejection fails the request.
+   */
+  onData?: (bytes: Uint8Array) => void | Promise<void>;
 }
 
 export interface BulkResponse {
@@ -47,40 +62,56 @@ export class FetchTransport implements BulkTransport {
     const signal = req.signal ? anySignal([req.signal, idle.signal]) : idle.signal;
     arm();
     try {
+      const body = req.body instanceof Uint8Array ? req.body : await req.body?.read(0, req.body.byteLength);
       const res = await this.fetch(req.url, {
         method: req.method,
         headers: req.headers,
-        ...(req.body ? { body: req.body as BodyInit } : {}),
+        ...(body ? { body: body as BodyInit } : {}),
         signal,
       });
-      if (req.body) req.onProgress?.(req.body.byteLength);
+      if (body) req.onProgress?.(body.byteLength);
       const parts: Uint8Array[] = [];
       let total = 0;
       const reader = res.body?.getReader();
+      const onData = res.ok ? req.onData : undefined;
       for (;;) {
         if (!reader) break;
         arm();
         const { done, value } = await reader.read();
         if (done) break;
-        parts.push(value);
-        total += value.byteLength;
+        if (onData) {
+          try {
+            await onData(value);
+          } catch (e) {
+            throw new DataError(e);
+          }
+        } else {
+          parts.push(value);
+          total += value.byteLength;
+        }
         if (req.method === 'GET') req.onProgress?.(value.byteLength);
       }
-      const body = parts.length === 1 ? parts[0]! : concat(parts, total);
+      const resBody = parts.length === 1 ? parts[0]! : concat(parts, total);
       const headers: Record<string, string> = {};
       res.headers.forEach((v, k) => {
         headers[k] = v;
       });
-      return { status: res.status, headers, body };
+      return { status: res.status, headers, body: resBody };
     } catch (err) {
       if (idle.signal.aborted) throw idle.signal.reason;
       if (req.signal?.aborted) throw new AbortError(req.signal.reason);
+      if (err instanceof DataError) throw err.cause;
       // fetch reports refused connections, resets and CORS refusals alike as a TypeError.
       throw new NetworkError(`${req.method} ${redact(req.url)} failed: ${(err as Error).message}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+/** Carries an `onData` failure out of the fetch error handling unchanged. */
+class DataError {
+  constructor(readonly cause: unknown) {}
 }
 
 function anySignal(signals: AbortSignal[]): AbortSignal {

@@ -9,7 +9,7 @@ import { Presigner } from './presigner.ts';
 import { type RetryPolicy, resolveRetryPolicy, retryDecision } from './retry.ts';
 import type { ChunkSource } from './sources.ts';
 import { type Progress, RateMeter, type Transfer } from './transfer.ts';
-import { httpErrorFrom } from './transport.ts';
+import { type BodySource, httpErrorFrom } from './transport.ts';
 import { loadUploadState, type UploadState, uploadStateKey } from './upload-state.ts';
 
 export type TransportMode = 'direct' | 'relay' | 'auto';
@@ -209,9 +209,15 @@ export async function runUpload(
       emit();
     };
     const via = mode;
+    // The chunk's bytes are read from the source slice by slice as the socket takes them (the MD5
+    // that S3 checks is known from the hashing pass), so a chunk in flight costs a couple of
+    // slices, not its whole size, and a retry reads it again.
+    const body: BodySource = {
+      byteLength: length,
+      read: (offset, n, into) => source.read(start + offset, n, into),
+    };
     try {
       if (via === 'relay') {
-        const bytes = await source.read(start, length);
         c.attempts++;
         const res = await ctx.bulk.send({
           method: 'PUT',
@@ -221,7 +227,7 @@ export async function runUpload(
             'content-type': 'application/octet-stream',
             'content-md5': digests[i]!.md5,
           },
-          body: bytes,
+          body,
           signal: taskSignal,
           idleTimeoutMs: ctx.requestTimeoutMs,
           onProgress,
@@ -230,14 +236,12 @@ export async function runUpload(
       } else {
         const p = await ps.get(i);
         taskSignal.throwIfAborted();
-        // Read just before sending: at most one chunk per running worker is in memory.
-        const bytes = await source.read(start, length);
         c.attempts++;
         const res = await ctx.bulk.send({
           method: 'PUT',
           url: ctx.urlRewrite(p.url),
           headers: p.headers,
-          body: bytes,
+          body,
           signal: taskSignal,
           idleTimeoutMs: ctx.requestTimeoutMs,
           onProgress,

@@ -6,6 +6,8 @@
 #   infra/ceph-rgw.sh status    which daemons run, whether RGW answers
 #   infra/ceph-rgw.sh env       print the S3 env lines only
 #   infra/ceph-rgw.sh wipe      stop and delete the state dir (next start is fresh)
+#   infra/ceph-rgw.sh tls-start (re)start the optional HTTPS gateway (RGW_SSL_CERT, RGW_SSL_PORT)
+#   infra/ceph-rgw.sh tls-stop  stop the HTTPS gateway only
 #
 # Only `export` lines go to stdout, so `eval "$(infra/ceph-rgw.sh start)"` works;
 # progress and diagnostics go to stderr. See infra/README.md.
@@ -24,6 +26,10 @@ S3_SECRET_KEY=${S3_SECRET_KEY:-conveyor-test-secret}
 S3_USER=${S3_USER:-conveyor}
 OSD_SIZE=${CEPH_OSD_SIZE:-20G}          # sparse: only written bytes use disk
 RGW_WAIT=${CEPH_RGW_WAIT:-120}          # seconds to wait for RGW to answer
+# Optional HTTPS gateway: a second RGW daemon (client.rgw.conveyor-tls) in the same zone
+# serving only TLS, so turning it on, off or to a new certificate never restarts the plain one.
+RGW_SSL_PORT=${RGW_SSL_PORT:-7443}
+RGW_SSL_CERT=${RGW_SSL_CERT:-}          # PEM file holding the certificate (chain) and its private key
 # Fixed so the monmap stored in the mon stays valid across restarts.
 MON_V2_PORT=3300
 MON_V1_PORT=6789
@@ -31,6 +37,7 @@ MON_V1_PORT=6789
 CONF=$STATE_DIR/ceph.conf
 MARKER=$STATE_DIR/.conveyor-ceph        # proves STATE_DIR is ours before `wipe` deletes it
 RGW_URL=http://127.0.0.1:$RGW_PORT
+RGW_TLS_URL=https://127.0.0.1:$RGW_SSL_PORT
 PACKAGES=(ceph-common ceph-mon ceph-mgr ceph-osd radosgw curl openssl)
 DAEMONS=(mon mgr osd rgw)
 
@@ -55,6 +62,9 @@ print_env() {
     k=${kv%%=*}; v=${kv#*=}
     printf 'export %s=%q\n' "$k" "$v"
   done
+  # Only when the HTTPS gateway was asked for; clients need the CA that signed RGW_SSL_CERT.
+  [ -n "$RGW_SSL_CERT" ] && printf 'export %s=%q\n' S3_TLS_ENDPOINT "$RGW_TLS_URL"
+  return 0
 }
 
 # ---------------------------------------------------------------- install
@@ -102,7 +112,7 @@ rgw_answers() { curl -fsS -o /dev/null --max-time 3 "$RGW_URL/" 2>/dev/null; }
 stop_all() {
   local pids=() name pid deadline
   # Reverse start order: RGW first so it doesn't spin on a vanished OSD.
-  for name in rgw osd mgr mon; do
+  for name in rgw-tls rgw osd mgr mon; do
     pid=$(live_pid "$name") || continue
     kill -TERM "$pid" 2>/dev/null || true
     pids+=("$pid")
@@ -414,6 +424,71 @@ warm_up() {
   return 0
 }
 
+# ---------------------------------------------------------------- HTTPS gateway
+# beast's `ssl_endpoint` with `ssl_certificate` = one PEM holding the certificate and key
+# (`ssl_private_key` defaults to the same file). Its own cephx key, pid file, admin socket
+# (`$name.asok`) and log (`$name.log`); settings on the command line override ceph.conf.
+RGW_TLS_NAME=client.rgw.conveyor-tls
+
+rgw_tls_answers() { curl -sS -k -o /dev/null --max-time 3 "$RGW_TLS_URL/" 2>/dev/null; }
+
+rgw_tls_keyring() {
+  local kr=$STATE_DIR/rgw-tls/keyring
+  mkdir -p "$STATE_DIR/rgw-tls"
+  if [ ! -s "$kr" ]; then
+    cephc auth get-or-create "$RGW_TLS_NAME" mon 'allow rw' osd 'allow rwx' mgr 'allow rw' -o "$kr" >/dev/null 2>&1 ||
+      die "could not create the cephx key of $RGW_TLS_NAME"
+    chmod 600 "$kr"
+  fi
+  echo "$kr"
+}
+
+stop_rgw_tls() {
+  local pid
+  pid=$(live_pid rgw-tls) || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$(( $(now) + 20 ))
+  while [ -d "/proc/$pid" ] && [ "$(now)" -lt "$deadline" ]; do sleep 0.2; done
+  [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null
+  while [ -d "/proc/$pid" ]; do sleep 0.1; done
+  rm -f "$(pid_file rgw-tls)"
+  log "stopped the HTTPS gateway"
+}
+
+# (Re)starts the HTTPS gateway: a running one is reused only with the same port and certificate
+# bytes (the test suite makes a new certificate each run).
+ensure_rgw_tls() {
+  [ -n "$RGW_SSL_CERT" ] || die "RGW_SSL_CERT must name a PEM file with the certificate and its key"
+  [ -r "$RGW_SSL_CERT" ] || die "RGW_SSL_CERT=$RGW_SSL_CERT is not readable"
+  local sum stamp=$STATE_DIR/rgw-tls/serving pid kr
+  sum="$RGW_SSL_PORT $(sha256sum <"$RGW_SSL_CERT" | cut -d' ' -f1)"
+  if pid=$(live_pid rgw-tls) && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && rgw_tls_answers; then
+    log "HTTPS gateway already serving this certificate on $RGW_TLS_URL"
+    return 0
+  fi
+  stop_rgw_tls
+  kr=$(rgw_tls_keyring)
+  # A copy RGW owns: the caller's file may be a temp file deleted before the daemon stops.
+  cp "$RGW_SSL_CERT" "$STATE_DIR/rgw-tls/cert.pem"
+  chmod 600 "$STATE_DIR/rgw-tls/cert.pem"
+  spawn rgw-tls radosgw -n "$RGW_TLS_NAME" --keyring="$kr" --pid-file="$(pid_file rgw-tls)" \
+    --rgw-data="$STATE_DIR/rgw-tls" \
+    --rgw-frontends="beast ssl_endpoint=127.0.0.1:$RGW_SSL_PORT ssl_certificate=$STATE_DIR/rgw-tls/cert.pem" \
+    --rgw-thread-pool-size=32 --rgw-enable-usage-log=false --rgw-enable-ops-log=false --debug-rgw=1 ||
+    { tail_logs; die "HTTPS gateway failed to start"; }
+  wait_for 30 "RGW on $RGW_TLS_URL" rgw_tls_answers || { tail_logs; die "HTTPS gateway does not answer"; }
+  echo "$sum" >"$stamp"
+  log "HTTPS gateway ready on $RGW_TLS_URL"
+}
+
+cmd_tls_start() {
+  exec 9>"$STATE_DIR.lock"
+  flock -w 600 9 || die "another ceph-rgw.sh holds $STATE_DIR.lock"
+  all_running || die "the cluster is not running: run \`$0 start\` first"
+  ensure_rgw_tls
+  print_env
+}
+
 cmd_start() {
   local t0 fresh=0
   t0=$(now)
@@ -447,6 +522,7 @@ cmd_start() {
   ensure_user
   ensure_bucket
   warm_up
+  [ -n "$RGW_SSL_CERT" ] && ensure_rgw_tls
   log "RGW ready on $RGW_URL in $(( $(now) - t0 ))s ($([ $fresh = 1 ] && echo fresh || echo reused) state)"
   print_env
 }
@@ -457,6 +533,10 @@ cmd_status() {
     if pid=$(live_pid "$d"); then echo "$d: running (pid $pid)"; else echo "$d: not running"; rc=1; fi
   done
   if rgw_answers; then echo "rgw http: answering on $RGW_URL"; else echo "rgw http: NOT answering on $RGW_URL"; rc=1; fi
+  # Optional: reported, never a failure when it was not started.
+  if pid=$(live_pid rgw-tls); then
+    if rgw_tls_answers; then echo "rgw-tls: running (pid $pid), answering on $RGW_TLS_URL"; else echo "rgw-tls: running (pid $pid), NOT answering on $RGW_TLS_URL"; rc=1; fi
+  fi
   if live_pid mon >/dev/null; then
     echo "health: $(cephc health 2>/dev/null || echo unknown)"
   fi
@@ -469,5 +549,7 @@ case ${1:-start} in
   status) cmd_status ;;
   env) print_env ;;
   wipe) wipe_state; log "wiped $STATE_DIR" ;;
-  *) echo "usage: $0 [start|stop|status|env|wipe]" >&2; exit 2 ;;
+  tls-start) cmd_tls_start ;;
+  tls-stop) stop_rgw_tls ;;
+  *) echo "usage: $0 [start|stop|status|env|wipe|tls-start|tls-stop]" >&2; exit 2 ;;
 esac

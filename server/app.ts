@@ -17,6 +17,7 @@ import { errorMiddleware, type RequestState, requestContext } from './http/middl
 import { buildOpenApi } from './http/openapi.ts';
 import { opsRouter } from './http/ops-routes.ts';
 import { uploadsRouter } from './http/uploads-routes.ts';
+import { webRouter } from './http/web-routes.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { ByteBudget } from './relay/chunk-body.ts';
@@ -141,6 +142,8 @@ export function createApp(deps: AppDeps): App {
       })
       .routes(),
   );
+
+  koa.use(webRouter({ log: deps.logger }).routes());
 
   const v1 = new Router<RequestState>();
   v1.use(async (_ctx, next) => {

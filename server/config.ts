@@ -67,7 +67,23 @@ const SPEC = {
   port: { env: 'PORT', schema: int(0, 65535), default: '8080' },
   /** Address to bind. Loopback by default: the embedded mode is for local use. @default 127.0.0.1 */
   host: { env: 'HOST', schema: z.string().trim().min(1), default: '127.0.0.1' },
-  /** Base URL clients use to reach this coordinator (disk-store URLs point here). @default http://HOST:PORT */
+  /**
+   * PEM certificate (chain) to serve HTTPS with, HTTP/1.1 and HTTP/2 (ALPN); needs TLS_KEY_FILE.
+   * Re-read on SIGHUP. Absent → plain HTTP.
+   */
+  tlsCertFile: { env: 'TLS_CERT_FILE', schema: z.string().trim().min(1), default: undefined },
+  /** PEM private key of TLS_CERT_FILE (unencrypted). */
+  tlsKeyFile: { env: 'TLS_KEY_FILE', schema: z.string().trim().min(1), default: undefined },
+  /** PEM CA bundle: when set, clients must present a certificate it issued (mutual TLS). */
+  tlsCaFile: { env: 'TLS_CA_FILE', schema: z.string().trim().min(1), default: undefined },
+  /**
+   * Behind a TLS-terminating proxy or load balancer: honour X-Forwarded-For/-Proto/-Host
+   * (never otherwise: any client could forge them). @default false
+   */
+  trustProxy: { env: 'TRUST_PROXY', schema: bool, default: 'false' },
+  /** Strict-Transport-Security max-age sent over HTTPS, in seconds; 0 sends none. @default 31536000 (one year) */
+  hstsMaxAgeSeconds: { env: 'HSTS_MAX_AGE_SECONDS', schema: int(0, 63_072_000), default: '31536000' },
+  /** Base URL clients use to reach this coordinator (disk-store URLs point here). @default http(s)://HOST:PORT */
   publicUrl: { env: 'PUBLIC_URL', schema: url(/^https?:$/, 'an http(s) URL'), default: undefined },
   /** Where embedded PostgreSQL and the local-disk object store keep their data. @default ./.data */
   dataDir: { env: 'DATA_DIR', schema: z.string().trim().min(1), default: './.data' },
@@ -95,6 +111,16 @@ const SPEC = {
   },
   /** Path-style addressing (bucket in the path), needed by most S3-compatible servers. @default false */
   s3ForcePathStyle: { env: 'S3_FORCE_PATH_STYLE', schema: bool, default: 'false' },
+  /**
+   * PEM file of a private CA trusted for the S3 endpoint, on top of the public roots (and
+   * NODE_EXTRA_CA_CERTS). Absent → the public roots only.
+   */
+  s3CaFile: { env: 'S3_CA_FILE', schema: z.string().trim().min(1), default: undefined },
+  /**
+   * Verify the S3 endpoint's certificate. `false` accepts any certificate (a warning is logged
+   * at start-up): for a throwaway test endpoint only, never in production. @default true
+   */
+  s3TlsVerify: { env: 'S3_TLS_VERIFY', schema: bool, default: 'true' },
   /** Prefix of every object key Conveyor writes. @default "" */
   s3Prefix: { env: 'S3_PREFIX', schema: z.string().trim().max(512), default: '' },
   /** `principal:key,principal:key`: principals and keys seeded at start-up (stored hashed). */
@@ -198,13 +224,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (cfg.minWorkers > cfg.maxWorkers) {
     throw new ConfigError('MIN_WORKERS', String(cfg.minWorkers), `must not exceed MAX_WORKERS (${cfg.maxWorkers})`);
   }
+  if (Boolean(cfg.tlsCertFile) !== Boolean(cfg.tlsKeyFile)) {
+    const [set, missing] = cfg.tlsCertFile ? ['TLS_CERT_FILE', 'TLS_KEY_FILE'] : ['TLS_KEY_FILE', 'TLS_CERT_FILE'];
+    throw new ConfigError(missing, '', `is required when ${set} is set`);
+  }
+  if (cfg.tlsCaFile && !cfg.tlsCertFile) {
+    throw new ConfigError(
+      'TLS_CA_FILE',
+      cfg.tlsCaFile,
+      'needs TLS_CERT_FILE and TLS_KEY_FILE (client certificates need HTTPS)',
+    );
+  }
   if (cfg.s3Endpoint && !cfg.s3Bucket) {
     throw new ConfigError('S3_BUCKET', '', 'is required when S3_ENDPOINT is set');
   }
   cfg.dataDir = path.resolve(cfg.dataDir);
   const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
   const shownHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : host;
-  cfg.publicUrl = (cfg.publicUrl ?? `http://${shownHost}:${cfg.port}`).replace(/\/+$/, '');
+  const scheme = cfg.tlsCertFile ? 'https' : 'http';
+  cfg.publicUrl = (cfg.publicUrl ?? `${scheme}://${shownHost}:${cfg.port}`).replace(/\/+$/, '');
   cfg.storeKind = cfg.s3Bucket ? 's3' : 'disk';
   return cfg;
 }

@@ -37,6 +37,10 @@ export const ERRORS = {
   object_store_unavailable: { status: 503, message: 'The object store is unavailable; retry later.' },
   database_unavailable: { status: 503, message: 'The database is unavailable; retry later.' },
   shutting_down: { status: 503, message: 'The server is shutting down; retry on another instance.' },
+  browser_bundle_unavailable: {
+    status: 503,
+    message: 'The browser bundle is not built: run `npm run build:browser` on the server.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,3 +1,4 @@
+import https from 'node:https';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -11,6 +12,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isObjectStoreError, ObjectStoreError } from './errors.ts';
 import { assertPartList } from './multipart-rules.ts';
 import type {
@@ -59,6 +61,30 @@ export interface S3ObjectStoreOptions {
   onRequest?: (operation: string, seconds: number, ok: boolean) => void;
   /** Clock used as the signing date of presigned URLs. @default Date.now */
   now?: () => number;
+  /**
+   * TLS to the endpoint. `ca`: the complete list of trusted CAs (it replaces Node's default store;
+   * see `s3TrustedCas`). `rejectUnauthorized: false` accepts any certificate (tests only).
+   * @default Node's default store (public roots + NODE_EXTRA_CA_CERTS), verified
+   */
+  tls?: { ca?: string[]; rejectUnauthorized?: boolean };
+}
+
+/**
+ * Presigned URLs stop working when the credentials that signed them expire, whatever X-Amz-Expires
+ * says ("If you created a presigned URL using a temporary token, then the URL expires when the token
+ * expires", S3 User Guide, "Sharing objects with presigned URLs"). URLs are cut to end this long
+ * before the credentials do, for clock skew between the coordinator and S3.
+ */
+export const CREDENTIAL_EXPIRY_MARGIN_SECONDS = 60;
+
+/**
+ * The X-Amz-Expires to sign with: `requested`, cut so that the URL ends `CREDENTIAL_EXPIRY_MARGIN_SECONDS`
+ * before `credentialsExpireAt` (never below 1 s, SigV4's minimum). Pure.
+ */
+export function capExpiresIn(requested: number, now: number, credentialsExpireAt?: Date): number {
+  if (!credentialsExpireAt) return requested;
+  const remaining = Math.floor((credentialsExpireAt.getTime() - now) / 1000) - CREDENTIAL_EXPIRY_MARGIN_SECONDS;
+  return Math.max(1, Math.min(requested, remaining));
 }
 
 /**
@@ -66,6 +92,20 @@ export interface S3ObjectStoreOptions {
  * s3:PutObject (create, upload part, complete), s3:AbortMultipartUpload, s3:ListMultipartUploadParts,
  * s3:GetObject, s3:DeleteObject, s3:ListBucket (HeadBucket, and 404 rather than 403 for missing keys).
  */
+/**
+ * The SDK's default handler with our own https Agent: keep-alive and the SDK's default of 50
+ * sockets per host, plus the CAs to trust. Certificates are always verified unless told otherwise.
+ */
+function tlsRequestHandler(tls: NonNullable<S3ObjectStoreOptions['tls']>): NodeHttpHandler {
+  const httpsAgent = new https.Agent({
+    keepAlive: true,
+    maxSockets: 50,
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    rejectUnauthorized: tls.rejectUnauthorized ?? true,
+  });
+  return new NodeHttpHandler({ httpsAgent });
+}
+
 /** Calls that address a multipart upload, where Ceph's NoSuchKey means NoSuchUpload. */
 const MULTIPART = { multipart: true };
 
@@ -84,6 +124,7 @@ export class S3ObjectStore implements ObjectStore {
   readonly #presigner: S3Presigner;
   readonly #maxParts: number;
   readonly #onRequest: S3ObjectStoreOptions['onRequest'];
+  readonly #now: () => number;
 
   constructor(options: S3ObjectStoreOptions) {
     if (!options.bucket)
@@ -103,13 +144,16 @@ export class S3ObjectStore implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     } as const;
-    this.client = options.client ?? new S3Client(clientConfig);
-    this.#dataClient = options.client ?? new S3Client({ ...clientConfig, maxAttempts: 1 });
+    const requestHandler = options.tls ? tlsRequestHandler(options.tls) : undefined;
+    const withHandler = requestHandler ? { ...clientConfig, requestHandler } : clientConfig;
+    this.client = options.client ?? new S3Client(withHandler);
+    this.#dataClient = options.client ?? new S3Client({ ...withHandler, maxAttempts: 1 });
     this.capabilities = { verifiesSha256: options.verifiesSha256 ?? !options.endpoint };
     this.#bucket = options.bucket;
     this.#prefix = options.prefix ?? '';
     this.#maxParts = maxParts;
     this.#onRequest = options.onRequest;
+    this.#now = options.now ?? Date.now;
     this.#presigner = new S3Presigner(
       resolveLocation(options),
       {
@@ -118,7 +162,7 @@ export class S3ObjectStore implements ObjectStore {
         sha256: this.client.config.sha256,
         region: options.region,
       },
-      options.now ?? Date.now,
+      this.#now,
     );
   }
 
@@ -139,11 +183,24 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async presignUploadParts(input: PresignPartsInput): Promise<PresignedRequest[]> {
-    return this.#presigner.uploadParts({ ...input, key: this.#key(input.key) });
+    const expiresInSeconds = await this.#presignLifetime(input.expiresInSeconds);
+    return this.#presigner.uploadParts({ ...input, expiresInSeconds, key: this.#key(input.key) });
   }
 
   async presignGetObject(input: PresignGetInput): Promise<PresignedRequest> {
-    return this.#presigner.getObject({ ...input, key: this.#key(input.key) });
+    const expiresInSeconds = await this.#presignLifetime(input.expiresInSeconds);
+    return this.#presigner.getObject({ ...input, expiresInSeconds, key: this.#key(input.key) });
+  }
+
+  /**
+   * PRESIGN_TTL_SECONDS, capped by the signing credentials' own lifetime (role, web identity,
+   * SSO and container credentials carry an `expiration`; static keys do not). The provider is the
+   * client's memoised one, which renews credentials 5 minutes before they expire, and is the same
+   * call the presigner makes next, so this adds no request.
+   */
+  async #presignLifetime(requested: number): Promise<number> {
+    const credentials = await this.client.config.credentials();
+    return capExpiresIn(requested, this.#now(), credentials.expiration);
   }
 
   async uploadPart(input: UploadPartInput, signal?: AbortSignal): Promise<{ etag: string }> {
