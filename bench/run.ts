@@ -18,7 +18,7 @@
  *   options: --size-mib N --concurrency C --part-mib S --runs R --sweep 1,2,4,8,16 --sweep-size-mib N
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -46,6 +46,7 @@ import {
   startCoordinator,
   storeDescription,
 } from './lib/coordinator.ts';
+import { makeFile, sha256File } from './lib/files.ts';
 
 const { values } = parseArgs({
   options: {
@@ -100,34 +101,6 @@ function s3Client(): S3Client {
 }
 
 // ---------------------------------------------------------------- helpers
-
-async function makeFile(file: string, size: number): Promise<string> {
-  const block = randomBytes(8 * MiB);
-  const h = createHash('sha256');
-  const fh = await fs.open(file, 'w');
-  try {
-    for (let off = 0, i = 0; off < size; off += block.length, i++) {
-      const n = Math.min(block.length, size - off);
-      block.writeUInt32BE(i, 0);
-      h.update(block.subarray(0, n));
-      await fh.write(block, 0, n, off);
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest('base64');
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await fs.open(file);
-  try {
-    for await (const d of fh.createReadStream({ highWaterMark: 8 * MiB })) h.update(d);
-  } finally {
-    await fh.close().catch(() => {});
-  }
-  return h.digest('base64');
-}
 
 /** Runs `fn` `runs` times and keeps the run with the median time. */
 async function median<T extends { seconds: number }>(

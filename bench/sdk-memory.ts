@@ -16,7 +16,7 @@
  * (else 127.0.0.1:5432) and the S3_* variables (else the disk store). Prints one JSON object.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -32,6 +32,7 @@ import {
   startCoordinator,
   storeDescription,
 } from './lib/coordinator.ts';
+import { makeFile, sha256File } from './lib/files.ts';
 
 const { values } = parseArgs({
   options: {
@@ -109,29 +110,6 @@ async function measure(args: string[], env: Record<string, string> = {}): Promis
 }
 
 /** Writes `size` bytes: a random 8 MiB block, stamped with its index so no two blocks are equal. Returns the SHA-256. */
-async function makeFile(file: string, size: number): Promise<string> {
-  const block = randomBytes(8 * MiB);
-  const h = createHash('sha256');
-  const fh = await fs.open(file, 'w');
-  try {
-    for (let off = 0, i = 0; off < size; off += block.length, i++) {
-      const n = Math.min(block.length, size - off);
-      block.writeUInt32BE(i, 0);
-      const b = block.subarray(0, n);
-      h.update(b);
-      await fh.write(b, 0, n, off);
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest('base64');
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const d of (await fs.open(file)).createReadStream({ highWaterMark: 8 * MiB })) h.update(d);
-  return h.digest('base64');
-}
 
 function parseJsonLine(text: string): Record<string, unknown> {
   const line = text.trim().split('\n').at(-1) ?? '';
