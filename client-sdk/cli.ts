@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConveyorError, HTTPError } from './errors.ts';
@@ -17,16 +18,23 @@ export async function main(argv: string[]): Promise<number> {
     .option('--server <url>', 'coordinator URL (env CONVEYOR_URL)')
     .option('--api-key <key>', 'API key (env CONVEYOR_API_KEY)')
     .option('--state-dir <dir>', 'resume state directory (env CONVEYOR_STATE_DIR; default ~/.conveyor/state)')
+    .option('--ca <file>', 'PEM CA certificate(s) to trust for the server and the store (env CONVEYOR_CA_FILE)')
     .showHelpAfterError()
     .exitOverride();
 
   const client = (): ConveyorClient => {
-    const o = program.opts<{ server?: string; apiKey?: string; stateDir?: string }>();
+    const o = program.opts<{ server?: string; apiKey?: string; stateDir?: string; ca?: string }>();
     const baseUrl = o.server ?? process.env.CONVEYOR_URL;
     const apiKey = o.apiKey ?? process.env.CONVEYOR_API_KEY;
     if (!baseUrl) throw new ConveyorError('usage', 'No server: pass --server or set CONVEYOR_URL');
     if (!apiKey) throw new ConveyorError('usage', 'No API key: pass --api-key or set CONVEYOR_API_KEY');
-    return new ConveyorClient({ baseUrl, apiKey, ...(o.stateDir ? { stateDir: o.stateDir } : {}) });
+    const caFile = o.ca ?? process.env.CONVEYOR_CA_FILE;
+    return new ConveyorClient({
+      baseUrl,
+      apiKey,
+      ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+      ...(caFile ? { ca: readCa(caFile) } : {}),
+    });
   };
 
   program
@@ -300,3 +308,16 @@ function fmtBytes(n: number): string {
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;
+
+function readCa(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConveyorError('usage', `Cannot read the CA file ${file}: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConveyorError('usage', `The CA file ${file} holds no PEM certificate`);
+  }
+  return pem;
+}

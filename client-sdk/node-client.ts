@@ -2,9 +2,10 @@ import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { Agent } from 'undici';
 import { ConveyorClientCore, type ConveyorClientOptions } from './client-core.ts';
 import { FileResumeStore, FileSink, FileSource, NodeWritableSink, nodeHashes } from './node-platform.ts';
-import { NodeHttpTransport } from './node-transport.ts';
+import { caOptions, NodeHttpTransport } from './node-transport.ts';
 import { type DownloadSink, WebStreamSink } from './sinks.ts';
 import { BlobSource, type ChunkSource } from './sources.ts';
 
@@ -16,6 +17,12 @@ export type NodeDownloadDestination = string | Writable | WritableStream<Uint8Ar
 export interface NodeClientOptions extends ConveyorClientOptions {
   /** Directory of the resume state files. @default `$CONVEYOR_STATE_DIR`, else `~/.conveyor/state` */
   stateDir?: string;
+  /**
+   * Extra PEM CA certificate(s) to trust, on top of Node's public roots and `NODE_EXTRA_CA_CERTS`,
+   * for the coordinator's API calls and for chunk transfers (a private CA in front of either).
+   * Ignored for the API calls when `fetch` is given, and for transfers when `transport` is. @default none
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
 }
 
 /** The Conveyor client for Node: node:http keep-alive transport, node:crypto hashing, file state. */
@@ -24,10 +31,10 @@ export class ConveyorClient extends ConveyorClientCore<NodeUploadSource, NodeDow
   constructor(options: NodeClientOptions) {
     const stateDir =
       options.stateDir ?? process.env.CONVEYOR_STATE_DIR ?? path.join(os.homedir(), '.conveyor', 'state');
-    super(options, {
+    super(options.ca === undefined || options.fetch ? options : { ...options, fetch: fetchTrusting(options.ca) }, {
       runtime: 'node',
       hashes: nodeHashes,
-      bulk: new NodeHttpTransport(),
+      bulk: new NodeHttpTransport(options.ca === undefined ? {} : { ca: options.ca }),
       resumeStore: new FileResumeStore(stateDir),
       openSource: async (s): Promise<ChunkSource> => (s instanceof Blob ? new BlobSource(s) : FileSource.open(s)),
       openSink: async (d): Promise<DownloadSink> => {
@@ -38,4 +45,10 @@ export class ConveyorClient extends ConveyorClientCore<NodeUploadSource, NodeDow
     });
     this.stateDir = stateDir;
   }
+}
+
+/** The global fetch with a dispatcher that also trusts `ca` (Node's fetch is undici; it takes a `dispatcher`). */
+function fetchTrusting(ca: NonNullable<NodeClientOptions['ca']>): typeof globalThis.fetch {
+  const dispatcher = new Agent({ connect: caOptions(ca) });
+  return (input, init) => globalThis.fetch(input, { ...init, dispatcher } as RequestInit);
 }

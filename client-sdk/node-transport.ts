@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { AbortError, NetworkError, TimeoutError } from './errors.ts';
 import { type BodySource, type BulkRequest, type BulkResponse, type BulkTransport, redact } from './transport.ts';
 
@@ -11,6 +12,17 @@ const SPARE_SLICES = 32;
 export interface NodeHttpTransportOptions {
   /** Sockets per host; above the pool's maximum so a retry never waits for one. @default 64 */
   maxSockets?: number;
+  /**
+   * Extra PEM CA certificate(s) trusted for `https://` URLs, on top of Node's public roots (and
+   * `NODE_EXTRA_CA_CERTS`): a coordinator or S3 endpoint with a private CA. @default none
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+/** `https.Agent` options trusting the public roots plus `extra` (Node's `ca` replaces the roots otherwise). */
+export function caOptions(extra: NodeHttpTransportOptions['ca']): { ca?: Array<string | Buffer> } {
+  if (extra === undefined) return {};
+  return { ca: [...tls.rootCertificates, ...(Array.isArray(extra) ? extra : [extra])] };
 }
 
 /**
@@ -21,20 +33,22 @@ export class NodeHttpTransport implements BulkTransport {
   #http: http.Agent;
   #https: https.Agent;
   readonly #maxSockets: number;
+  readonly #tls: { ca?: Array<string | Buffer> };
   /** Reusable WRITE_SLICE buffers for bodies read from a `BodySource`. */
   readonly #slices: Buffer[] = [];
 
   constructor(options: NodeHttpTransportOptions = {}) {
     this.#maxSockets = options.maxSockets ?? 64;
+    this.#tls = caOptions(options.ca);
     this.#http = new http.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
-    this.#https = new https.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
+    this.#https = new https.Agent({ keepAlive: true, maxSockets: this.#maxSockets, ...this.#tls });
   }
 
   close(): void {
     this.#http.destroy();
     this.#https.destroy();
     this.#http = new http.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
-    this.#https = new https.Agent({ keepAlive: true, maxSockets: this.#maxSockets });
+    this.#https = new https.Agent({ keepAlive: true, maxSockets: this.#maxSockets, ...this.#tls });
   }
 
   send(req: BulkRequest): Promise<BulkResponse> {

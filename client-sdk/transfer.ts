@@ -35,6 +35,8 @@ export interface TransferEvents {
   progress: Progress;
   retry: RetryEvent;
   concurrency: ConcurrencyChange;
+  /** An upload has its server-side id: a new upload was created, or an interrupted one is resumed. */
+  started: { uploadId: string; resumed: boolean };
   /** `auto` transport switched from direct to relay. */
   transport: { from: 'direct' | 'relay'; to: 'direct' | 'relay'; reason: string };
 }
@@ -51,13 +53,27 @@ export class Transfer<T> implements PromiseLike<T> {
   #paused = false;
   #controls: { pause(): void; resume(): void } | undefined;
   #progress: () => Progress;
+  #uploadId: string | undefined;
+  readonly #createdAt = Date.now();
   readonly result: Promise<T>;
 
   /** @internal built by the client */
   constructor(start: (t: Transfer<T>, signal: AbortSignal) => Promise<T>, signal?: AbortSignal) {
-    this.#progress = () => {
-      throw new Error('no progress yet');
-    };
+    // Until the transfer has sized its work: nothing done, nothing known.
+    this.#progress = () => ({
+      phase: 'preparing',
+      bytesTotal: 0,
+      bytesDone: 0,
+      chunksTotal: 0,
+      chunksDone: 0,
+      chunksSkipped: 0,
+      rate: 0,
+      etaSeconds: undefined,
+      retries: 0,
+      concurrency: { current: 0, min: 0, max: 0, adaptive: false, blockedUntil: 0, changes: [] },
+      elapsedMs: Date.now() - this.#createdAt,
+      paused: this.#paused,
+    });
     if (signal) {
       if (signal.aborted) this.#abort.abort(signal.reason);
       else signal.addEventListener('abort', () => this.#abort.abort(signal.reason), { once: true });
@@ -104,8 +120,22 @@ export class Transfer<T> implements PromiseLike<T> {
   get paused(): boolean {
     return this.#paused;
   }
+  /** The latest progress (phase `preparing`, all zeros, until the transfer has started). */
   get progress(): Progress {
     return this.#progress();
+  }
+  /**
+   * An upload's id once the server has it (also announced by the `started` event), so the
+   * caller can show, share or abort it before the upload finishes; `undefined` until then and for downloads.
+   */
+  get uploadId(): string | undefined {
+    return this.#uploadId;
+  }
+
+  /** @internal */
+  started(uploadId: string, resumed: boolean): void {
+    this.#uploadId = uploadId;
+    this.emit('started', { uploadId, resumed });
   }
 
   /** @internal */

@@ -179,6 +179,7 @@ export async function runUpload(
   total = chunkCount(source.size, chunkSize);
   const digests: ChunkDigest[] = st.md5.map((md5, i) => ({ md5, sha256: st.chunkSha256[i]! }));
   const resumed = missing !== undefined;
+  transfer.started(uploadId, resumed);
   const todo = new Set(missing ?? Array.from({ length: total }, (_, i) => i));
   skipped = total - todo.size;
   chunksDone = skipped;

@@ -55,6 +55,28 @@ const DB_DOWN = new Set([
   '08006',
 ]);
 
+/** What pg says, without a code, when the pool cannot get or keep a connection. */
+const DB_DOWN_MESSAGE =
+  /^(timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Client was closed)/;
+
+/**
+ * True when `err` or one of its causes says the database is not reachable. drizzle-orm wraps
+ * every failed query in a `DrizzleQueryError` whose `cause` is pg's error, so the code is
+ * one level (or more) down.
+ */
+function isDatabaseDown(err: unknown): boolean {
+  for (
+    let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
+    if (typeof e.code === 'string' && DB_DOWN.has(e.code)) return true;
+    if (typeof e.message === 'string' && DB_DOWN_MESSAGE.test(e.message)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
 /**
  * The one place errors become responses: `{"error": {"code", "message", ...details}}`.
  * Unknown errors are logged with the request id and answered `500 internal` without
@@ -71,7 +93,11 @@ export function errorMiddleware() {
         (ctx.state.log as Logger | undefined)?.error({ err }, 'request failed');
       }
       ctx.status = apiErr.status;
-      for (const [name, value] of Object.entries(apiErr.headers)) ctx.set(name, value);
+      for (const [name, value] of Object.entries(apiErr.headers)) {
+        // RFC 9113 §8.2.2: connection-specific header fields are malformed in HTTP/2 (GOAWAY does that job).
+        if (name.toLowerCase() === 'connection' && ctx.req.httpVersionMajor >= 2) continue;
+        ctx.set(name, value);
+      }
       ctx.body = { error: { ...apiErr.details, code: apiErr.code, message: apiErr.message } };
     }
   };
@@ -86,8 +112,7 @@ function toApiError(err: unknown): ApiError {
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported')
     return new ApiError('unsupported_media_type');
   if (e?.type === 'request.aborted') return new ApiError('invalid_request', 'The client aborted the request.');
-  if (e?.code && DB_DOWN.has(e.code))
-    return new ApiError('database_unavailable', undefined, {}, { 'Retry-After': '2' });
+  if (isDatabaseDown(err)) return new ApiError('database_unavailable', undefined, {}, { 'Retry-After': '2' });
   // zlib refusing a body sent with Content-Encoding it does not actually have.
   if (e?.code === 'Z_DATA_ERROR' || e?.code === 'Z_BUF_ERROR') {
     return new ApiError('invalid_request', 'The body could not be decoded with its Content-Encoding.');

@@ -96,7 +96,8 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<RequestState> {
       });
     } catch (err) {
       // Refused before the body was read: close the connection rather than drain gigabytes.
-      if (!ctx.req.complete) ctx.set('Connection', 'close');
+      // (HTTP/1 only: RFC 9113 §8.2.2 forbids the header in HTTP/2, where the stream is reset instead.)
+      if (!ctx.req.complete && ctx.req.httpVersionMajor < 2) ctx.set('Connection', 'close');
       throw err;
     }
   });

@@ -77,17 +77,30 @@ for (const store of s3Configured() ? (['disk', 's3'] as const) : (['disk'] as co
     const stateDir = path.join(f.dir, 'state');
     const first = new ConveyorClient({ baseUrl: srv.url, apiKey: srv.keys.alice, stateDir });
     const up = first.upload(f.file, { chunkSize: 5 * MiB, concurrency: { initial: 2, max: 2 } });
+    t.like(up.progress, { phase: 'preparing', bytesDone: 0, chunksDone: 0 }, 'progress is readable before start');
+    t.is(up.uploadId, undefined);
+    const started: Array<{ uploadId: string; resumed: boolean }> = [];
+    up.on('started', (e) => started.push(e));
     up.on('progress', (p) => {
       if (p.chunksDone >= 3) up.abort(new Error('stop'));
     });
     await t.throwsAsync(up, { name: 'AbortError' });
     first.close();
+    // The id was known before the upload finished (it never did), and the server knows it.
+    t.is(started.length, 1);
+    t.like(started[0], { resumed: false });
+    t.is(up.uploadId, started[0]!.uploadId);
+    t.is((await first.status(up.uploadId!)).status, 'IN_PROGRESS');
     // A report the aborted run had already sent may still be landing on the server.
     await new Promise((r) => setTimeout(r, 500));
     const before = await metricTotal(srv.url, 'chunks_uploaded_total');
     const second = new ConveyorClient({ baseUrl: srv.url, apiKey: srv.keys.alice, stateDir });
     t.teardown(() => second.close());
-    const done = await second.upload(f.file, { chunkSize: 5 * MiB });
+    const resumedUp = second.upload(f.file, { chunkSize: 5 * MiB });
+    const resumedStart = new Promise((r) => resumedUp.on('started', r));
+    const done = await resumedUp;
+    t.deepEqual(await resumedStart, { uploadId: up.uploadId, resumed: true });
+    t.is(done.uploadId, up.uploadId as string);
     t.true(done.resumed);
     t.true(done.chunksSkipped >= 3, `skipped ${done.chunksSkipped}`);
     t.is(done.chunksSent + done.chunksSkipped, 9);

@@ -206,3 +206,27 @@ test('SIGTERM drains an HTTPS coordinator with open HTTP/2 and HTTP/1.1 connecti
   t.notRegex(c.output(), /shutdown timeout reached/);
   t.true(Date.now() - t0 < 10_000);
 });
+
+test('errors over HTTP/2 carry no connection-specific header (RFC 9113 §8.2.2)', async (t) => {
+  t.timeout(60_000);
+  const key = 'h2-headers-key-0123456789';
+  const { c, port } = await start({
+    TLS_CERT_FILE: pki.server.cert,
+    TLS_KEY_FILE: pki.server.key,
+    API_KEYS: `alice:${key}`,
+  });
+  await waitForLog(c, /conveyor listening/);
+  const session = await h2connect(`https://127.0.0.1:${port}`, { ca: await fs.readFile(pki.ca) });
+  t.teardown(() => session.close());
+  // A relay PUT refused before its body is read: over HTTP/1.1 this closes the connection.
+  const refused = await h2request(session, {
+    method: 'PUT',
+    path: '/v1/uploads/00000000-0000-4000-8000-000000000000/chunks/0',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/octet-stream' },
+    body: Buffer.alloc(1024),
+  });
+  t.is(refused.status, 404);
+  t.is(refused.headers.connection, undefined);
+  t.is((await h2request(session, { path: '/healthz' })).status, 200, 'the session is still usable');
+  t.notRegex(c.output(), /UnsupportedWarning|connection header is not valid/i);
+});

@@ -1,10 +1,12 @@
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
+import { ConveyorClient } from '../../client-sdk/node-client.ts';
 import { freePort } from '../../server/embedded.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import {
@@ -233,4 +235,60 @@ if (!process.env.S3_BUCKET) {
       t.regex(insecure.c.output(), /"level":40[^\n]*S3_TLS_VERIFY=false/);
     },
   );
+}
+
+if (process.env.S3_BUCKET) {
+  test.serial('the SDK and the CLI trust a private CA given as `ca` / `--ca`, and refuse without it', async (t) => {
+    t.timeout(120_000);
+    const { port } = await startCoordinator({
+      TLS_CERT_FILE: ctx.pki.server.cert,
+      TLS_KEY_FILE: ctx.pki.server.key,
+      S3_CA_FILE: ctx.pki.ca,
+    });
+    const baseUrl = `https://127.0.0.1:${port}`;
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'conveyor-tls-sdk-'));
+    ctx.dataDirs.push(dir);
+    const file = path.join(dir, 'in.bin');
+    const bytes = randomBytes(11 * MiB + 7);
+    await fs.writeFile(file, bytes);
+    const sha256 = createHash('sha256').update(bytes).digest('base64');
+
+    // Without the CA: the first API call fails on the certificate, nothing is sent.
+    const untrusting = new ConveyorClient({ baseUrl, apiKey: API_KEY, resumeStore: false });
+    const refused = await t.throwsAsync(untrusting.upload(file, { chunkSize: 5 * MiB }).result);
+    t.regex(`${refused?.message} ${(refused?.cause as Error | undefined)?.message ?? ''}`, /certificate|fetch failed/i);
+    untrusting.close();
+
+    // With it: API calls (fetch) and chunk PUTs/GETs (node:https) to the https:// store both verify.
+    const client = new ConveyorClient({ baseUrl, apiKey: API_KEY, resumeStore: false, ca: ctx.ca });
+    t.teardown(() => client.close());
+    const up = await client.upload(file, { chunkSize: 5 * MiB });
+    t.is(up.size, bytes.length);
+    const out = path.join(dir, 'out.bin');
+    await client.download(up.fileId, out);
+    t.is(
+      createHash('sha256')
+        .update(await fs.readFile(out))
+        .digest('base64'),
+      sha256,
+    );
+
+    // The CLI: --ca works, a missing CA file is a usage error (exit 2), no CA is a failure (exit 1).
+    const bin = path.resolve('client-sdk/bin/conveyor.mjs');
+    const env = { ...process.env, CONVEYOR_URL: baseUrl, CONVEYOR_API_KEY: API_KEY, CONVEYOR_STATE_DIR: dir };
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, [bin, ...args], { env, timeout: 60_000 }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    const viaCli = await run(['--ca', ctx.pki.ca, 'upload', file, '--chunk-size', '5MiB', '--json']);
+    t.is(viaCli.code, 0, viaCli.stderr);
+    t.is(JSON.parse(viaCli.stdout).sha256, sha256);
+    const noCa = await run(['status', up.uploadId]);
+    t.is(noCa.code, 1);
+    t.regex(noCa.stderr, /certificate|fetch failed/i);
+    const badCa = await run(['--ca', path.join(dir, 'missing.pem'), 'status', up.uploadId]);
+    t.is(badCa.code, 2);
+    t.regex(badCa.stderr, /Cannot read the CA file/);
+  });
 }
