@@ -19,11 +19,18 @@ export async function main(argv: string[]): Promise<number> {
     .option('--api-key <key>', 'API key (env CONVEYOR_API_KEY)')
     .option('--state-dir <dir>', 'resume state directory (env CONVEYOR_STATE_DIR; default ~/.conveyor/state)')
     .option('--ca <file>', 'PEM CA certificate(s) to trust for the server and the store (env CONVEYOR_CA_FILE)')
+    .option('--hash-workers <n>', 'threads reading and hashing chunks, 0: none (default: one per core)', parseCount)
     .showHelpAfterError()
     .exitOverride();
 
   const client = (): ConveyorClient => {
-    const o = program.opts<{ server?: string; apiKey?: string; stateDir?: string; ca?: string }>();
+    const o = program.opts<{
+      server?: string;
+      apiKey?: string;
+      stateDir?: string;
+      ca?: string;
+      hashWorkers?: number;
+    }>();
     const baseUrl = o.server ?? process.env.CONVEYOR_URL;
     const apiKey = o.apiKey ?? process.env.CONVEYOR_API_KEY;
     if (!baseUrl) throw new ConveyorError('usage', 'No server: pass --server or set CONVEYOR_URL');
@@ -34,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
       apiKey,
       ...(o.stateDir ? { stateDir: o.stateDir } : {}),
       ...(caFile ? { ca: readCa(caFile) } : {}),
+      ...(o.hashWorkers !== undefined ? { hashWorkers: o.hashWorkers } : {}),
     });
   };
 
@@ -287,6 +295,12 @@ export function parseSize(value: string): number {
 function concurrencyOption(initial?: number, max?: number): number | { initial: number; max: number } | undefined {
   if (max === undefined) return initial;
   return { initial: Math.min(initial ?? 4, max), max };
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`must be a whole number ≥ 0, got ${value}`);
+  return n;
 }
 
 function parsePositive(value: string): number {

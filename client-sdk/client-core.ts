@@ -1,4 +1,5 @@
 import { ApiClient, type UploadStatus } from './api.ts';
+import type { ChunkHasher } from './chunk-hasher.ts';
 import type { TransferContext } from './context.ts';
 import { type DownloadOptions, type DownloadResult, runDownload } from './downloader.ts';
 import type { HashProvider } from './hashing.ts';
@@ -30,12 +31,21 @@ export interface ConveyorClientOptions {
   resumeStore?: ResumeStore | false;
   /** Rewrites every presigned store URL before use (a local proxy; tests). @default identity */
   urlRewrite?: (url: string) => string;
+  /**
+   * Threads that read and hash upload chunks (`worker_threads` in Node, Web Workers in browsers);
+   * 0 does it in this thread. @default Node: `os.availableParallelism()` (at most 8); browsers: `navigator.hardwareConcurrency` (at most 4)
+   */
+  hashWorkers?: number;
+  /** Bytes of chunks read ahead of their PUTs, across all of this client's uploads. @default 256 MiB */
+  maxInflightBytes?: number;
 }
 
 /** What differs between Node and browsers. */
 export interface Platform<Src, Dest> {
   runtime: 'node' | 'browser';
   hashes: HashProvider;
+  /** Reads and hashes upload chunks, in threads where the platform has them. */
+  hasher: ChunkHasher;
   bulk: BulkTransport;
   resumeStore: ResumeStore | undefined;
   openSource(source: Src): Promise<ChunkSource>;
@@ -70,6 +80,7 @@ export class ConveyorClientCore<Src, Dest> {
       api: this.api,
       bulk: options.transport ?? platform.bulk,
       hashes: platform.hashes,
+      hasher: platform.hasher,
       resumeStore: options.resumeStore === false ? undefined : (options.resumeStore ?? platform.resumeStore),
       retry: this.retry,
       runtime: platform.runtime,
@@ -121,5 +132,6 @@ export class ConveyorClientCore<Src, Dest> {
   /** Frees the transport's sockets (a process can then exit without waiting for keep-alive timeouts). */
   close(): void {
     this.#ctx.bulk.close?.();
+    this.#ctx.hasher.close();
   }
 }

@@ -1,4 +1,5 @@
 import type { ApiClient } from './api.ts';
+import type { ChunkHasher } from './chunk-hasher.ts';
 import type { HashProvider } from './hashing.ts';
 import type { ResumeStore } from './resume-store.ts';
 import type { RetryPolicy } from './retry.ts';
@@ -9,6 +10,8 @@ export interface TransferContext {
   api: ApiClient;
   bulk: BulkTransport;
   hashes: HashProvider;
+  /** Reads and hashes upload chunks (in worker threads where the platform has them). */
+  hasher: ChunkHasher;
   /** Undefined: nothing is persisted (no resume across runs). */
   resumeStore: ResumeStore | undefined;
   retry: RetryPolicy;

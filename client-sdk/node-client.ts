@@ -4,7 +4,14 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Agent } from 'undici';
 import { ConveyorClientCore, type ConveyorClientOptions } from './client-core.ts';
-import { FileResumeStore, FileSink, FileSource, NodeWritableSink, nodeHashes } from './node-platform.ts';
+import {
+  FileResumeStore,
+  FileSink,
+  FileSource,
+  NodeWritableSink,
+  nodeChunkHasher,
+  nodeHashes,
+} from './node-platform.ts';
 import { caOptions, NodeHttpTransport } from './node-transport.ts';
 import { type DownloadSink, WebStreamSink } from './sinks.ts';
 import { BlobSource, type ChunkSource } from './sources.ts';
@@ -34,6 +41,7 @@ export class ConveyorClient extends ConveyorClientCore<NodeUploadSource, NodeDow
     super(options.ca === undefined || options.fetch ? options : { ...options, fetch: fetchTrusting(options.ca) }, {
       runtime: 'node',
       hashes: nodeHashes,
+      hasher: nodeChunkHasher(options.hashWorkers, options.maxInflightBytes),
       bulk: new NodeHttpTransport(options.ca === undefined ? {} : { ca: options.ca }),
       resumeStore: new FileResumeStore(stateDir),
       openSource: async (s): Promise<ChunkSource> => (s instanceof Blob ? new BlobSource(s) : FileSource.open(s)),

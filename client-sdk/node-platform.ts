@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { ChunkHasher } from './chunk-hasher.ts';
 import type { Hasher, HashProvider } from './hashing.ts';
 import type { ResumeStore } from './resume-store.ts';
 import type { DownloadSink } from './sinks.ts';
 import type { ChunkSource } from './sources.ts';
+import { WorkerPool, type WorkerPort, type WorkerReply, type WorkerSourceRef } from './worker-pool.ts';
 
 /** Node-only pieces: node:crypto hashing, files as sources and sinks, a state directory. */
 
@@ -20,6 +24,44 @@ export const nodeHashes: HashProvider = {
     };
   },
 };
+
+/** Threads used by default: one per core the process may use, at most 8. */
+export function defaultHashWorkers(): number {
+  return Math.max(1, Math.min(8, os.availableParallelism()));
+}
+
+/**
+ * The Node hashing threads (`worker_threads` running hash-worker.mjs with node:crypto); `workers`
+ * 0 hashes in this thread. Threads start on first use and never hold the process open when idle.
+ */
+export function nodeChunkHasher(workers = defaultHashWorkers(), maxInflightBytes?: number): ChunkHasher {
+  if (!Number.isInteger(workers) || workers < 0) {
+    throw new RangeError(`hashWorkers must be a whole number ≥ 0, got ${workers}`);
+  }
+  return new ChunkHasher({
+    hashes: nodeHashes,
+    pool: workers === 0 ? undefined : new WorkerPool({ size: workers, spawn: spawnHashThread }),
+    ...(maxInflightBytes !== undefined ? { maxInflightBytes } : {}),
+  });
+}
+
+const HASH_WORKER = new URL('./hash-worker.mjs', import.meta.url);
+
+function spawnHashThread(): WorkerPort {
+  // No execArgv: the thread needs no TypeScript loader (the parent's --import tsx would load one).
+  const w = new Worker(HASH_WORKER, { execArgv: [], name: 'conveyor-hash' });
+  return {
+    postMessage: (m, transfer) => w.postMessage(m, transfer),
+    onMessage: (l) => w.on('message', (r: WorkerReply) => l(r)),
+    onError: (l) => {
+      w.on('error', l);
+      w.on('exit', (code) => l(new Error(`the hashing thread exited (code ${code})`)));
+    },
+    ref: () => w.ref(),
+    unref: () => w.unref(),
+    terminate: () => void w.terminate(),
+  };
+}
 
 /** A file read with positional reads (`pread`): no stream, no whole-file buffer. */
 export class FileSource implements ChunkSource {
@@ -59,6 +101,11 @@ export class FileSource implements ChunkSource {
       got += bytesRead;
     }
     return buf;
+  }
+
+  /** Hashing threads read the same descriptor (threads of a process share them) with their own preads. */
+  workerRef(): WorkerSourceRef {
+    return { fd: this.handle.fd };
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,8 @@ import type { ChunkDigest } from './hashing.ts';
 export interface PresignerOptions {
   api: ApiClient;
   uploadId: string;
-  digests: readonly ChunkDigest[];
+  /** A chunk's digests, once it has been read and hashed (only such chunks are presigned: the URL signs its Content-MD5). */
+  digest: (chunkIndex: number) => ChunkDigest | undefined;
   /** How many chunks one presign call covers now (the pool's level, capped by the option). */
   batchSize: () => number;
   /** Chunks still to send, in the order they will be sent: the batch is filled from these. */
@@ -18,7 +19,8 @@ export interface PresignerOptions {
 
 /**
  * Presigns chunk URLs in batches ahead of the workers: a worker asking for chunk i gets a URL
- * presigned together with the next chunks in line, so most workers find theirs already cached.
+ * presigned together with the next chunks in line that are already hashed, so workers often find
+ * theirs cached.
  * Each presigned chunk holds one of the server's inflight slots until it is reported, which is
  * why a batch is no larger than the pool's current level.
  */
@@ -63,7 +65,7 @@ export class Presigner {
     const batch = [i];
     for (const j of this.#o.upcoming()) {
       if (batch.length >= size) break;
-      if (j !== i && !this.#pending.has(j) && !this.#fresh(j)) batch.push(j);
+      if (j !== i && this.#o.digest(j) && !this.#pending.has(j) && !this.#fresh(j)) batch.push(j);
     }
     const p = this.#send(batch);
     for (const j of batch) this.#pending.set(j, p);
@@ -76,7 +78,7 @@ export class Presigner {
 
   async #send(batch: number[]): Promise<void> {
     this.calls++;
-    const chunks = batch.map((j) => ({ chunkIndex: j, ...this.#o.digests[j] }));
+    const chunks = batch.map((j) => ({ chunkIndex: j, ...this.#o.digest(j) }));
     try {
       const res = await this.#o.api.presign(this.#o.uploadId, chunks, this.#o.signal);
       for (const c of res.chunks) this.#cache.set(c.chunkIndex, { chunk: c, expiresAt: Date.parse(c.expiresAt) });

@@ -14,6 +14,13 @@ export interface RetryPolicy {
   storeCodes: readonly string[];
   /** Statuses that mean "too fast": they also cut the pool's concurrency. @default [429, 503] */
   throttleStatusCodes: readonly number[];
+  /**
+   * Coordinator error codes retried whatever their status, after `Retry-After`: a `409
+   * idempotency_key_in_use` means the first attempt of this very request is still held by the
+   * server (or its failure is not yet released), so the retry is answered once it is.
+   * @default ['idempotency_key_in_use']
+   */
+  coordinatorCodes: readonly string[];
   /** Throttled answers (429…) do not use up `limit`; they have this budget of their own. @default 30 */
   throttleLimit: number;
   /** Backoff before retry n (1-based) is at most `min(maxDelayMs, baseDelayMs * factor^(n-1))`. @default 300 */
@@ -34,6 +41,7 @@ export const defaultRetryPolicy: Readonly<RetryPolicy> = Object.freeze({
   limit: 5,
   statusCodes: Object.freeze([408, 429, 500, 502, 503, 504]),
   storeCodes: Object.freeze(['RequestTimeout', 'SlowDown', 'InternalError', 'ServiceUnavailable']),
+  coordinatorCodes: Object.freeze(['idempotency_key_in_use']),
   throttleStatusCodes: Object.freeze([429, 503]),
   throttleLimit: 30,
   baseDelayMs: 300,
@@ -115,7 +123,11 @@ export function retryDecision(
     return { action: 'represign', delayMs: 0, reason: 'url_expired', throttled: false };
   }
   const throttled = policy.throttleStatusCodes.includes(err.status) || err.code === 'SlowDown';
-  const retryable = throttled || policy.statusCodes.includes(err.status) || policy.storeCodes.includes(err.code);
+  const retryable =
+    throttled ||
+    policy.statusCodes.includes(err.status) ||
+    policy.storeCodes.includes(err.code) ||
+    (err.details.origin === 'coordinator' && policy.coordinatorCodes.includes(err.code));
   if (!retryable) return { action: 'fail', reason: `${err.status} ${err.code}` };
   const exhausted = throttled ? counts.throttles > policy.throttleLimit : counts.retries > policy.limit;
   if (exhausted) return { action: 'fail', reason: `${err.status} ${err.code}: retries exhausted` };

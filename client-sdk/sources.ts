@@ -1,3 +1,5 @@
+import type { WorkerSourceRef } from './worker-pool.ts';
+
 /**
  * What an upload reads from: random access by offset, so each chunk is read just before it is
  * sent and the whole file is never in memory. `BlobSource` works everywhere; Node adds
@@ -13,6 +15,8 @@ export interface ChunkSource {
   readonly identity: string;
   /** `length` bytes at `offset`; read into `into` (≥ `length` bytes) when given, the result may then be a view of it. */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** How a hashing thread reads the same bytes itself; undefined: only this thread can (hashed here). */
+  workerRef?(): WorkerSourceRef | undefined;
   close(): Promise<void>;
 }
 
@@ -35,6 +39,11 @@ export class BlobSource implements ChunkSource {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+  }
+
+  /** A Blob (a `File`) is cloned to a worker by reference: the bytes are not copied. */
+  workerRef(): WorkerSourceRef {
+    return { blob: this.blob };
   }
 
   async close(): Promise<void> {}

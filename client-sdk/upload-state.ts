@@ -1,17 +1,19 @@
 import type { ResumeStore } from './resume-store.ts';
 
-/** What an upload persists to be resumed after a crash: the server's id and the chunk digests (no re-hash). */
+/**
+ * What an upload persists to be resumed after a crash: the server's id and the whole file's SHA-256
+ * (no second whole-file pass). Chunk digests are computed as each chunk is read for sending, so a
+ * resumed upload hashes only the chunks it still sends. Version 1 also kept every chunk's digests
+ * from a hashing pass before the upload; such a state is still accepted (the lists are ignored).
+ */
 export interface UploadState {
-  v: 1;
+  v: 2;
   uploadId: string;
   baseUrl: string;
   size: number;
   chunkSize: number;
   /** Base64 SHA-256 of the whole file. */
   sha256: string;
-  /** Base64 MD5 and SHA-256 of each chunk. */
-  md5: string[];
-  chunkSha256: string[];
   createdAt: string;
 }
 
@@ -23,19 +25,17 @@ export async function loadUploadState(
   key: string,
   size: number,
 ): Promise<UploadState | undefined> {
-  const s = (await store?.get(key).catch(() => undefined)) as Partial<UploadState> | undefined;
+  const s = (await store?.get(key).catch(() => undefined)) as
+    | (Omit<Partial<UploadState>, 'v'> & { v?: number })
+    | undefined;
   if (
-    s?.v !== 1 ||
+    (s?.v !== 1 && s?.v !== 2) ||
     typeof s.uploadId !== 'string' ||
     s.size !== size ||
     typeof s.chunkSize !== 'number' ||
-    typeof s.sha256 !== 'string' ||
-    !Array.isArray(s.md5) ||
-    !Array.isArray(s.chunkSha256) ||
-    s.md5.length !== Math.max(1, Math.ceil(size / s.chunkSize)) ||
-    s.chunkSha256.length !== s.md5.length
+    typeof s.sha256 !== 'string'
   ) {
     return undefined;
   }
-  return s as UploadState;
+  return { ...s, v: 2 } as UploadState;
 }

@@ -1,9 +1,10 @@
 import type { CompleteResponse } from './api.ts';
+import type { PreparedChunk } from './chunk-hasher.ts';
 import { chunkCount, chunkRange, pickChunkSize } from './chunk-size.ts';
 import { AdaptiveConcurrency, type ConcurrencyOptions, type ConcurrencySnapshot } from './concurrency.ts';
 import type { TransferContext } from './context.ts';
 import { HTTPError, IntegrityError, NetworkError, TimeoutError } from './errors.ts';
-import { type ChunkDigest, digestSource, fingerprint } from './hashing.ts';
+import { type ChunkDigest, fingerprint } from './hashing.ts';
 import { type PoolOutcome, WorkPool } from './pool.ts';
 import { Presigner } from './presigner.ts';
 import { type RetryPolicy, resolveRetryPolicy, retryDecision } from './retry.ts';
@@ -63,8 +64,16 @@ export interface UploadResult {
 }
 
 const MAX_COMPLETE_ROUNDS = 3;
+/**
+ * Chunks up to this size are read whole (by a hashing thread) and sent from that buffer; larger
+ * ones (a 5 GiB part) only get their digests there and are streamed from the source in slices.
+ */
+const KEEP_LIMIT = 64 * 1024 * 1024;
 
-/** Runs one upload: fingerprint → resume or hash + init → the pool of chunk PUTs → complete. */
+/**
+ * Runs one upload: fingerprint → resume, or the whole file's SHA-256 (declared at init) + init → the
+ * pool of chunk PUTs, each chunk read and hashed just before it is sent → complete.
+ */
 export async function runUpload(
   ctx: TransferContext,
   source: ChunkSource,
@@ -141,7 +150,9 @@ export async function runUpload(
   if (!state) {
     const chunkSize = opts.chunkSize ?? pickChunkSize(source.size);
     phase = 'hashing';
-    const digest = await digestSource(source, chunkSize, ctx.hashes, {
+    // One pass in order (SHA-256 cannot be split), in a hashing thread when there is one; the
+    // chunks' MD5 and SHA-256 are computed later, in parallel, as each is read for sending.
+    const sha256 = await ctx.hasher.wholeSha256(source, {
       signal,
       onProgress: (n) => {
         hashed += n;
@@ -154,7 +165,7 @@ export async function runUpload(
         fileName: opts.fileName ?? source.name,
         fileSize: source.size,
         chunkSize,
-        checksumSha256: digest.sha256,
+        checksumSha256: sha256,
         ...(contentType ? { contentType } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
       },
@@ -162,14 +173,12 @@ export async function runUpload(
       signal,
     );
     state = {
-      v: 1,
+      v: 2,
       uploadId: init.uploadId,
       baseUrl: api.baseUrl,
       size: source.size,
       chunkSize: init.chunkSize,
-      sha256: digest.sha256,
-      md5: digest.chunks.map((c) => c.md5),
-      chunkSha256: digest.chunks.map((c) => c.sha256),
+      sha256,
       createdAt: new Date().toISOString(),
     };
     await ctx.resumeStore?.set(key, state);
@@ -177,7 +186,8 @@ export async function runUpload(
   const st = state;
   const { uploadId, chunkSize } = st;
   total = chunkCount(source.size, chunkSize);
-  const digests: ChunkDigest[] = st.md5.map((md5, i) => ({ md5, sha256: st.chunkSha256[i]! }));
+  /** Digests of the chunks read so far (the presigner signs each chunk's MD5 into its URL). */
+  const digests = new Map<number, ChunkDigest>();
   const resumed = missing !== undefined;
   transfer.started(uploadId, resumed);
   const todo = new Set(missing ?? Array.from({ length: total }, (_, i) => i));
@@ -192,7 +202,7 @@ export async function runUpload(
   const ps = new Presigner({
     api,
     uploadId,
-    digests,
+    digest: (j) => digests.get(j),
     batchSize: () => Math.min(opts.presignBatchSize ?? 16, concurrency.current),
     upcoming: () => [...todo].sort((a, b) => a - b),
     refreshMarginMs: opts.urlRefreshMarginMs ?? 60_000,
@@ -210,14 +220,22 @@ export async function runUpload(
       emit();
     };
     const via = mode;
-    // The chunk's bytes are read from the source slice by slice as the socket takes them (the MD5
-    // that S3 checks is known from the hashing pass), so a chunk in flight costs a couple of
-    // slices, not its whole size, and a retry reads it again.
-    const body: BodySource = {
-      byteLength: length,
-      read: (offset, n, into) => source.read(start + offset, n, into),
-    };
+    let prep: PreparedChunk | undefined;
     try {
+      // Read and hashed (in a hashing thread when the client has them) just before it is sent,
+      // and sent from that very buffer: the bytes that go out are those whose MD5 the URL signs,
+      // and the store refuses them (BadDigest) if they changed on the way. A retry reads again.
+      prep = await ctx.hasher.prepare(source, start, length, { keep: length <= KEEP_LIMIT, signal: taskSignal });
+      const known = digests.get(i);
+      if (known && known.md5 !== prep.md5) {
+        throw new IntegrityError('source_changed', `Chunk ${i} changed between two reads (its MD5 differs)`);
+      }
+      digests.set(i, { md5: prep.md5, sha256: prep.sha256 });
+      // Too large to keep: streamed from the source slice by slice as the socket takes them.
+      const body: Uint8Array | BodySource = prep.bytes ?? {
+        byteLength: length,
+        read: (offset, n, into) => source.read(start + offset, n, into),
+      };
       if (via === 'relay') {
         c.attempts++;
         const res = await ctx.bulk.send({
@@ -226,7 +244,7 @@ export async function runUpload(
           headers: {
             authorization: api.authorization,
             'content-type': 'application/octet-stream',
-            'content-md5': digests[i]!.md5,
+            'content-md5': prep.md5,
           },
           body,
           signal: taskSignal,
@@ -234,6 +252,8 @@ export async function runUpload(
           onProgress,
         });
         if (res.status < 200 || res.status >= 300) throw httpErrorFrom(res, 'coordinator');
+        // Taken (2xx): the buffer is free to be read into for another chunk.
+        prep.release({ reuse: true });
       } else {
         const p = await ps.get(i);
         taskSignal.throwIfAborted();
@@ -248,11 +268,17 @@ export async function runUpload(
           onProgress,
         });
         if (res.status < 200 || res.status >= 300) throw httpErrorFrom(res, 'store');
+        prep.release({ reuse: true });
         directWorked = true;
         ps.forget(i);
         const etag = res.headers.etag;
         if (!etag) throw new NetworkError(`The store answered chunk ${i} without an ETag`, { code: 'missing_etag' });
-        await api.report(uploadId, i, { etag, size: length, ...digests[i], attempts: c.attempts }, signal);
+        await api.report(
+          uploadId,
+          i,
+          { etag, size: length, md5: prep.md5, sha256: prep.sha256, attempts: c.attempts },
+          signal,
+        );
       }
       inflight.delete(i);
       todo.delete(i);
@@ -295,6 +321,9 @@ export async function runUpload(
       if (err instanceof TimeoutError) concurrency.onTimeout();
       transfer.emit('retry', { chunkIndex: i, attempt: c.attempts, delayMs: d.delayMs, reason: d.reason });
       return { retryInMs: d.delayMs };
+    } finally {
+      // After a failure the transport may not be done with the bytes: the buffer is not reused.
+      prep?.release();
     }
   };
 

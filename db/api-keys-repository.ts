@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
-import type { Db } from './client.ts';
+import type { Db, Tx } from './client.ts';
 import { type ApiKeyRow, apiKeys } from './schema.ts';
 
 /**
@@ -19,20 +19,28 @@ export function generateApiKey(): string {
 export interface AuthenticatedKey {
   id: number;
   principal: string;
+  /** May call /v1/admin/*. */
+  admin: boolean;
 }
 
 export class ApiKeysRepository {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db | Tx) {}
 
   /** Creates a key for `principal` (generated unless given) and returns the plain key once. */
   async create(
     principal: string,
-    opts: { key?: string; label?: string } = {},
+    opts: { key?: string; label?: string; admin?: boolean } = {},
   ): Promise<{ key: string; row: ApiKeyRow }> {
     const key = opts.key ?? generateApiKey();
     const [row] = await this.db
       .insert(apiKeys)
-      .values({ principal, keyHash: hashApiKey(key), keyPrefix: key.slice(0, 8), label: opts.label ?? null })
+      .values({
+        principal,
+        keyHash: hashApiKey(key),
+        keyPrefix: key.slice(0, 8),
+        label: opts.label ?? null,
+        admin: opts.admin ?? false,
+      })
       .returning();
     return { key, row: row! };
   }
@@ -42,11 +50,11 @@ export class ApiKeysRepository {
    * A key an admin revoked stays revoked: revocation must outlive a restart.
    * Returns false when the key exists for a different principal.
    */
-  async seed(principal: string, key: string, label = 'seeded from API_KEYS'): Promise<boolean> {
+  async seed(principal: string, key: string, label = 'seeded from API_KEYS', admin = false): Promise<boolean> {
     const keyHash = hashApiKey(key);
     await this.db
       .insert(apiKeys)
-      .values({ principal, keyHash, keyPrefix: key.slice(0, 8), label })
+      .values({ principal, keyHash, keyPrefix: key.slice(0, 8), label, admin })
       .onConflictDoNothing({ target: apiKeys.keyHash });
     const [row] = await this.db.select().from(apiKeys).where(eq(apiKeys.keyHash, keyHash));
     return row?.principal === principal;
@@ -56,13 +64,13 @@ export class ApiKeysRepository {
   async authenticate(key: string): Promise<AuthenticatedKey | null> {
     const keyHash = hashApiKey(key);
     const [row] = await this.db
-      .select({ id: apiKeys.id, principal: apiKeys.principal, keyHash: apiKeys.keyHash })
+      .select({ id: apiKeys.id, principal: apiKeys.principal, keyHash: apiKeys.keyHash, admin: apiKeys.admin })
       .from(apiKeys)
       .where(and(eq(apiKeys.keyHash, keyHash), isNull(apiKeys.revokedAt)));
     // The index lookup already matched; the constant-time comparison keeps the final
     // decision free of early-exit timing whatever the database does.
     if (!row || !timingSafeEqual(Buffer.from(row.keyHash, 'hex'), Buffer.from(keyHash, 'hex'))) return null;
-    return { id: row.id, principal: row.principal };
+    return { id: row.id, principal: row.principal, admin: row.admin };
   }
 
   /** Records use at most once a minute per key, so authentication stays a read on the hot path. */
@@ -86,13 +94,21 @@ export class ApiKeysRepository {
       .orderBy(asc(apiKeys.id));
   }
 
-  /** Revokes a key; true when it was active. Takes effect on the next request. */
+  /**
+   * Revokes a key; true when it was active. Takes effect on the very next request: nothing
+   * caches authentication (server/http/auth.ts reads this table on every request).
+   */
   async revoke(id: number): Promise<boolean> {
-    const rows = await this.db
+    return (await this.revokeReturning(id)) !== null;
+  }
+
+  /** Revokes a key and returns its row (for the audit log), or `null` when it was not active. */
+  async revokeReturning(id: number): Promise<ApiKeyRow | null> {
+    const [row] = await this.db
       .update(apiKeys)
       .set({ revokedAt: sql`now()` })
       .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
-      .returning({ id: apiKeys.id });
-    return rows.length > 0;
+      .returning();
+    return row ?? null;
   }
 }

@@ -38,6 +38,11 @@ export function openDatabase(opts: DatabaseOptions): Database {
     application_name: 'conveyor',
   });
   pool.on('error', (err) => opts.onPoolError?.(err));
+  // pg-pool listens for errors only on idle clients: a checked-out client whose connection dies
+  // between two queries (a transaction waiting on S3, PostgreSQL restarting) emits 'error' with
+  // no listener, which would crash the process. Its next query fails instead, and the request
+  // that holds it answers 503.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = drizzle({ client: pool, schema });
   return { pool, db, close: () => pool.end() };
 }

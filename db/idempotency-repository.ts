@@ -1,4 +1,4 @@
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, isNull, lt, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { idempotencyKeys } from './schema.ts';
 
@@ -19,6 +19,13 @@ export interface ClaimInput {
   scope: string;
   requestHash: string;
   ttlSeconds: number;
+  /** Random per request; `release` with it frees only this request's own unfinished claim. */
+  token: string;
+  /**
+   * How long an unfinished claim holds the key unless `heartbeat` extends it: a coordinator that
+   * dies mid-request must not lock the key for the whole TTL. @default ttlSeconds
+   */
+  leaseSeconds?: number;
 }
 
 /** Idempotency keys (API.md: kept at least 24 h), scoped per principal. */
@@ -44,7 +51,8 @@ export class IdempotencyRepository {
         key,
         scope: input.scope,
         requestHash: input.requestHash,
-        expiresAt: sql`now() + make_interval(secs => ${input.ttlSeconds})`,
+        claimToken: input.token,
+        expiresAt: sql`now() + make_interval(secs => ${input.leaseSeconds ?? input.ttlSeconds})`,
       })
       .onConflictDoNothing()
       .returning({ key: idempotencyKeys.key });
@@ -60,19 +68,47 @@ export class IdempotencyRepository {
     return { state: 'replay', status: row.responseStatus, body: row.responseBody };
   }
 
-  /** Stores the response the first request produced. */
-  async complete(principal: string, key: string, status: number, body: unknown): Promise<void> {
+  /** Stores the response the first request produced (kept `ttlSeconds` from now when given). */
+  async complete(principal: string, key: string, status: number, body: unknown, ttlSeconds?: number): Promise<void> {
     await this.db
       .update(idempotencyKeys)
-      .set({ responseStatus: status, responseBody: body ?? null })
+      .set({
+        responseStatus: status,
+        responseBody: body ?? null,
+        ...(ttlSeconds !== undefined ? { expiresAt: sql`now() + make_interval(secs => ${ttlSeconds})` } : {}),
+      })
       .where(and(eq(idempotencyKeys.principal, principal), eq(idempotencyKeys.key, key)));
   }
 
-  /** Forgets a claim whose request failed transiently, so a retry with the same key runs again. */
-  async release(principal: string, key: string): Promise<void> {
+  /** Extends an unfinished claim's lease: its request is still running. */
+  async heartbeat(principal: string, key: string, leaseSeconds: number): Promise<void> {
+    await this.db
+      .update(idempotencyKeys)
+      .set({ expiresAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+      .where(
+        and(
+          eq(idempotencyKeys.principal, principal),
+          eq(idempotencyKeys.key, key),
+          isNull(idempotencyKeys.responseStatus),
+        ),
+      );
+  }
+
+  /**
+   * Forgets the unfinished claim made with `token` (its request failed, or the claim's own answer
+   * was lost), so a retry with the same key runs again. Another request's claim is never touched.
+   */
+  async release(principal: string, key: string, token: string): Promise<void> {
     await this.db
       .delete(idempotencyKeys)
-      .where(and(eq(idempotencyKeys.principal, principal), eq(idempotencyKeys.key, key)));
+      .where(
+        and(
+          eq(idempotencyKeys.principal, principal),
+          eq(idempotencyKeys.key, key),
+          eq(idempotencyKeys.claimToken, token),
+          isNull(idempotencyKeys.responseStatus),
+        ),
+      );
   }
 
   /** Deletes expired records; the number deleted. */

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
+  boolean,
   check,
   index,
   integer,
@@ -54,6 +55,8 @@ export const uploads = pgTable(
     /** The completed object's ETag (quoted, as S3 returns it). */
     etag: text('etag'),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    /** Server-side encryption the object is stored with (SSE-S3, SSE-KMS); NULL = the bucket's default. */
+    encryption: jsonb('encryption').$type<UploadEncryption>(),
     /** Why the upload ended FAILED or ABORTED, for operators. */
     failureReason: text('failure_reason'),
     createdAt: ts('created_at').notNull().defaultNow(),
@@ -112,6 +115,8 @@ export const apiKeys = pgTable(
     /** The key's first characters, so operators can tell keys apart. */
     keyPrefix: text('key_prefix').notNull(),
     label: text('label'),
+    /** May call /v1/admin/* (audit log, key management). */
+    admin: boolean('admin').notNull().default(false),
     createdAt: ts('created_at').notNull().defaultNow(),
     lastUsedAt: ts('last_used_at'),
     revokedAt: ts('revoked_at'),
@@ -131,6 +136,11 @@ export const idempotencyKeys = pgTable(
     /** NULL while the first request is still being processed. */
     responseStatus: integer('response_status'),
     responseBody: jsonb('response_body'),
+    /**
+     * Random per claiming request: a coordinator that lost the answer to its own claim (a reset
+     * connection) can free exactly that claim, never another request's.
+     */
+    claimToken: text('claim_token'),
     createdAt: ts('created_at').notNull().defaultNow(),
     expiresAt: ts('expires_at').notNull(),
   },
@@ -141,7 +151,65 @@ export const idempotencyKeys = pgTable(
   ],
 );
 
+/**
+ * Per-principal quota overrides; a NULL column (or no row) means the configured default
+ * (QUOTA_MAX_* variables). Set with `npm run admin -- quota set`.
+ */
+export const principals = pgTable(
+  'principals',
+  {
+    name: text('name').primaryKey(),
+    /** Uploads not yet COMPLETED/ABORTED/FAILED at once; 0 = unlimited. */
+    maxConcurrentUploads: integer('max_concurrent_uploads'),
+    /** Declared bytes of those uploads; 0 = unlimited. */
+    maxBytesInFlight: bigint('max_bytes_in_flight', { mode: 'number' }),
+    /** Bytes of completed files plus uploads in flight; 0 = unlimited. */
+    maxTotalBytes: bigint('max_total_bytes', { mode: 'number' }),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check(
+      'principals_quotas_check',
+      sql`${t.maxConcurrentUploads} >= 0 AND ${t.maxBytesInFlight} >= 0 AND ${t.maxTotalBytes} >= 0`,
+    ),
+  ],
+);
+
+/**
+ * Who did what, append-only: a trigger (migration 0002) rejects UPDATE, DELETE and TRUNCATE.
+ * `upload_id` has no foreign key on purpose: the record outlives what it describes.
+ */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: ts('at').notNull().defaultNow(),
+    /** Who acted: the authenticated principal, or `cli:<user>` for the admin command. */
+    principal: text('principal').notNull(),
+    /** e.g. `upload.init`, `chunks.presign`, `key.revoke` (see server/audit/audit-log.ts). */
+    action: text('action').notNull(),
+    /** The principal acted upon, when not the actor (key changes). */
+    target: text('target'),
+    uploadId: uuid('upload_id'),
+    bytes: bigint('bytes', { mode: 'number' }),
+    chunks: integer('chunks'),
+    clientAddress: text('client_address'),
+    requestId: text('request_id'),
+    details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [
+    index('audit_log_at_idx').on(t.at),
+    index('audit_log_principal_idx').on(t.principal, t.id),
+    index('audit_log_target_idx').on(t.target, t.id),
+  ],
+);
+
+/** SSE of an upload's object, as requested at init (API: `encryption`). */
+export type UploadEncryption = { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; kmsKeyId?: string; bucketKey?: boolean };
+
 export type UploadRow = typeof uploads.$inferSelect;
 export type NewUploadRow = typeof uploads.$inferInsert;
 export type ChunkRow = typeof chunks.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type PrincipalRow = typeof principals.$inferSelect;
+export type AuditRow = typeof auditLog.$inferSelect;

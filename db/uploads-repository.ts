@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from './client.ts';
+import { PrincipalsRepository, type QuotaUsage } from './principals-repository.ts';
 import { type ChunkRow, chunks, type NewUploadRow, type UploadRow, type UploadStatus, uploads } from './schema.ts';
 
 export interface ListUploadsQuery {
@@ -48,6 +49,20 @@ export class UploadsRepository {
     return this.db.transaction(async (tx) => {
       await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${uploadId}, 0))`);
       return fn(new UploadsRepository(tx));
+    });
+  }
+
+  /**
+   * Creates the upload only if `check` (given the principal's usage, counted inside the
+   * transaction) does not throw. A per-principal advisory transaction lock serialises this
+   * principal's quota-checked creations on every coordinator, so two racing inits cannot both
+   * pass a check that only one of them fits in.
+   */
+  async createWithinQuota(row: NewUploadRow, check: (usage: QuotaUsage) => void): Promise<UploadRow> {
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`principal:${row.principal}`}, 1))`);
+      check(await new PrincipalsRepository(tx).usage(row.principal));
+      return new UploadsRepository(tx).create(row);
     });
   }
 

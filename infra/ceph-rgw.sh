@@ -30,6 +30,8 @@ RGW_WAIT=${CEPH_RGW_WAIT:-120}          # seconds to wait for RGW to answer
 # serving only TLS, so turning it on, off or to a new certificate never restarts the plain one.
 RGW_SSL_PORT=${RGW_SSL_PORT:-7443}
 RGW_SSL_CERT=${RGW_SSL_CERT:-}          # PEM file holding the certificate (chain) and its private key
+# KMS key ids and their (public, test-only) 256-bit keys for SSE-KMS: `id=base64 id=base64`.
+RGW_KMS_TEST_KEYS=${RGW_KMS_TEST_KEYS:-testkey-1=YmluCmJvb3N0CmJvb3N0LWJ1aWxkCmNlcGguY29uZgo= testkey-2=aWIKTWFrZWZpbGUKbWFuCm91dApzcmMKVGVzdGluZwo=}
 # Fixed so the monmap stored in the mon stays valid across restarts.
 MON_V2_PORT=3300
 MON_V1_PORT=6789
@@ -226,6 +228,15 @@ rgw thread pool size = 64
 rgw enable usage log = false
 rgw enable ops log = false
 debug rgw = 1
+
+# Server-side encryption for tests (SSE-KMS with fixed keys; README "Encryption at rest").
+# Every RGW of this cluster (the HTTPS one too) reads [client]. The "testing" KMS backend takes
+# its keys from this line: NEVER for production (the keys are public, in this file).
+[client]
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = $RGW_KMS_TEST_KEYS
+# The plain gateway is http on loopback; RGW refuses SSE over http unless told otherwise.
+rgw crypt require ssl = false
 EOF
 }
 

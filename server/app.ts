@@ -1,15 +1,20 @@
 import path from 'node:path';
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type pg from 'pg';
 import { ApiKeysRepository } from '../db/api-keys-repository.ts';
+import { AuditRepository } from '../db/audit-repository.ts';
 import type { Db } from '../db/client.ts';
 import { IdempotencyRepository } from '../db/idempotency-repository.ts';
+import { PrincipalsRepository } from '../db/principals-repository.ts';
 import { UploadsRepository } from '../db/uploads-repository.ts';
+import { AdminActions } from './audit/admin-actions.ts';
+import { AuditLog } from './audit/audit-log.ts';
 import type { Config } from './config.ts';
 import { DownloadService } from './download/download-service.ts';
+import { adminRouter } from './http/admin-routes.ts';
 import { requireApiKey } from './http/auth.ts';
+import { jsonBodyWithLimits } from './http/body-limits.ts';
 import { diskStoreRouter } from './http/disk-store-routes.ts';
 import { ApiError } from './http/errors.ts';
 import { filesRouter } from './http/files-routes.ts';
@@ -25,6 +30,7 @@ import { RelayService } from './relay/relay-service.ts';
 import { DiskObjectStore } from './storage/disk-object-store.ts';
 import type { ObjectStore } from './storage/object-store.ts';
 import { Limits } from './uploads/limits.ts';
+import { Quotas } from './uploads/quotas.ts';
 import { Sweeper } from './uploads/sweeper.ts';
 import { UploadService } from './uploads/upload-service.ts';
 import { VERSION } from './version.ts';
@@ -40,7 +46,15 @@ export interface AppDeps {
 
 export interface App {
   koa: Koa<RequestState>;
-  repos: { uploads: UploadsRepository; apiKeys: ApiKeysRepository; idempotency: IdempotencyRepository };
+  repos: {
+    uploads: UploadsRepository;
+    apiKeys: ApiKeysRepository;
+    idempotency: IdempotencyRepository;
+    principals: PrincipalsRepository;
+    audit: AuditRepository;
+  };
+  /** Key and quota changes with their audit rows (the admin endpoints and tests use it). */
+  adminActions: AdminActions;
   service: UploadService;
   limits: Limits;
   /** Background housekeeping; `server/main.ts` starts it, tests call `runOnce()`. */
@@ -54,9 +68,6 @@ export interface App {
 /** How often the sweeper looks for expired uploads and lapsed leases. */
 const SWEEP_INTERVAL_MS = 30_000;
 
-/** JSON bodies on the API are small: chunk bytes never travel as JSON. */
-const JSON_LIMIT = '1mb';
-
 /** Builds the application. Never listens: `server/main.ts` does, tests use `koa.callback()`. */
 export function createApp(deps: AppDeps): App {
   const koa = new Koa<RequestState>({ proxy: false });
@@ -66,7 +77,11 @@ export function createApp(deps: AppDeps): App {
     uploads: new UploadsRepository(deps.db),
     apiKeys: new ApiKeysRepository(deps.db),
     idempotency: new IdempotencyRepository(deps.db),
+    principals: new PrincipalsRepository(deps.db),
+    audit: new AuditRepository(deps.db),
   };
+  const audit = new AuditLog(repos.audit, deps.logger);
+  const adminActions = new AdminActions(deps.db);
   let shuttingDown = false;
   const { config } = deps;
   const limits = new Limits({
@@ -95,6 +110,25 @@ export function createApp(deps: AppDeps): App {
     presignTtlSeconds: config.presignTtlSeconds,
     uploadTtlHours: config.uploadTtlHours,
     maxInflightPerUpload: config.maxInflightPerUpload,
+    quotas: new Quotas({
+      principals: repos.principals,
+      metrics: deps.metrics,
+      defaults: {
+        maxConcurrentUploads: config.quotaMaxConcurrentUploads,
+        maxBytesInFlight: config.quotaMaxBytesInFlight,
+        maxTotalBytes: config.quotaMaxTotalBytes,
+      },
+    }),
+    ...(config.sseDefault === 'SSE-S3' ? { defaultEncryption: { mode: 'SSE-S3' as const } } : {}),
+    ...(config.sseDefault === 'SSE-KMS'
+      ? {
+          defaultEncryption: {
+            mode: 'SSE-KMS' as const,
+            ...(config.sseKmsKeyId ? { kmsKeyId: config.sseKmsKeyId } : {}),
+            ...(config.sseBucketKey ? { bucketKey: true } : {}),
+          },
+        }
+      : {}),
   });
   const sweeper = new Sweeper({
     pool: deps.pool,
@@ -114,6 +148,7 @@ export function createApp(deps: AppDeps): App {
     maxRetries: config.maxRetries,
     budget: new ByteBudget(config.relayMemoryBudget),
     spoolDir: path.join(config.dataDir, 'spool'),
+    hashThreads: config.relayHashThreads,
   });
   const downloads = new DownloadService({
     repo: repos.uploads,
@@ -157,9 +192,11 @@ export function createApp(deps: AppDeps): App {
     await next();
   });
   v1.use(requireJsonBody());
-  v1.use(bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8' }));
-  v1.use(uploadsRouter({ uploads: repos.uploads, idempotency: repos.idempotency, service, relay }).routes());
-  v1.use(filesRouter(downloads).routes());
+  // Per-endpoint JSON limits (server/http/body-limits.ts): too large → 413 payload_too_large.
+  v1.use(jsonBodyWithLimits());
+  v1.use(uploadsRouter({ uploads: repos.uploads, idempotency: repos.idempotency, service, relay, audit }).routes());
+  v1.use(filesRouter(downloads, audit).routes());
+  v1.use(adminRouter({ audit: repos.audit, apiKeys: repos.apiKeys, actions: adminActions, service }).routes());
   koa.use(v1.routes());
   koa.use(
     v1.allowedMethods({
@@ -172,6 +209,7 @@ export function createApp(deps: AppDeps): App {
   return {
     koa,
     repos,
+    adminActions,
     service,
     limits,
     sweeper,
@@ -181,6 +219,7 @@ export function createApp(deps: AppDeps): App {
     close: async () => {
       await sweeper.stop();
       await limits.close();
+      await relay.close();
     },
   };
 }

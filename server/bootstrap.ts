@@ -21,7 +21,12 @@ export async function seedApiKeys(
       logger.warn({ principal }, 'API_KEYS entry ignored: that key already belongs to another principal');
     }
   }
-  if (config.apiKeys.length > 0) return { devKey: null };
+  for (const { principal, key } of config.adminApiKeys) {
+    if (!(await keys.seed(principal, key, 'seeded from ADMIN_API_KEYS', true))) {
+      logger.warn({ principal }, 'ADMIN_API_KEYS entry ignored: that key already belongs to another principal');
+    }
+  }
+  if (config.apiKeys.length > 0 || config.adminApiKeys.length > 0) return { devKey: null };
 
   const file = path.join(config.dataDir, 'dev-api-key');
   const saved = (await fs.readFile(file, 'utf8').catch(() => '')).trim();

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -125,6 +126,35 @@ const SPEC = {
   s3Prefix: { env: 'S3_PREFIX', schema: z.string().trim().max(512), default: '' },
   /** `principal:key,principal:key`: principals and keys seeded at start-up (stored hashed). */
   apiKeys: { env: 'API_KEYS', schema: apiKeys, default: '', redact: (v: string) => v.replace(/:[^,]*/g, ':***') },
+  /**
+   * `principal:key,…` like API_KEYS, but the keys may also call /v1/admin/* (audit log, keys).
+   * Keys made with `npm run admin -- keys create <principal> --admin` need no variable.
+   */
+  adminApiKeys: {
+    env: 'ADMIN_API_KEYS',
+    schema: apiKeys,
+    default: '',
+    redact: (v: string) => v.replace(/:[^,]*/g, ':***'),
+  },
+  /** Default quota: uploads a principal may have open at once (not yet completed or aborted); 0 = unlimited. @default 0 */
+  quotaMaxConcurrentUploads: { env: 'QUOTA_MAX_CONCURRENT_UPLOADS', schema: int(0), default: '0' },
+  /** Default quota: declared bytes of a principal's open uploads; 0 = unlimited. @default 0 */
+  quotaMaxBytesInFlight: { env: 'QUOTA_MAX_BYTES_IN_FLIGHT', schema: int(0), default: '0' },
+  /** Default quota: bytes of a principal's completed files plus open uploads; 0 = unlimited. @default 0 */
+  quotaMaxTotalBytes: { env: 'QUOTA_MAX_TOTAL_BYTES', schema: int(0), default: '0' },
+  /**
+   * Server-side encryption of uploads that do not ask for one: `none` (the bucket's default),
+   * `SSE-S3` or `SSE-KMS` (with SSE_KMS_KEY_ID). @default none
+   */
+  sseDefault: {
+    env: 'SSE_DEFAULT',
+    schema: z.enum(['none', 'SSE-S3', 'SSE-KMS'], { error: 'expected none, SSE-S3 or SSE-KMS' }),
+    default: 'none',
+  },
+  /** KMS key id or ARN for SSE_DEFAULT=SSE-KMS (absent → the AWS-managed aws/s3 key; Ceph RGW requires one). */
+  sseKmsKeyId: { env: 'SSE_KMS_KEY_ID', schema: z.string().trim().min(1).max(2048), default: undefined },
+  /** S3 Bucket Keys for SSE_DEFAULT=SSE-KMS (fewer KMS calls). @default false */
+  sseBucketKey: { env: 'SSE_BUCKET_KEY', schema: bool, default: 'false' },
   /** Largest file accepted, in bytes (S3's object limit is 5 TiB). @default 5 TiB */
   maxFileSize: { env: 'MAX_FILE_SIZE', schema: int(0), default: String(5 * TiB) },
   /** Chunk size picked when the client asks for none, in bytes (grown when needed to stay ≤ 10,000 chunks). @default 8 MiB */
@@ -164,6 +194,12 @@ const SPEC = {
   maxWorkers: { env: 'MAX_WORKERS', schema: int(1, 1024), default: '16' },
   /** Memory for relayed chunks awaiting upload; chunks beyond it are spooled to DATA_DIR/spool. @default 256 MiB */
   relayMemoryBudget: { env: 'RELAY_MEMORY_BUDGET', schema: int(0), default: String(256 * MiB) },
+  /** Threads that verify relayed chunks' Content-MD5; 0: the request thread. @default 1 per core, at most 4 */
+  relayHashThreads: {
+    env: 'RELAY_HASH_THREADS',
+    schema: int(0, 64),
+    default: String(Math.max(1, Math.min(4, os.availableParallelism()))),
+  },
   /** Ranged GETs in flight per download streamed through the coordinator. @default 4 */
   downloadPrefetchWindow: { env: 'DOWNLOAD_PREFETCH_WINDOW', schema: int(1, 64), default: '4' },
   /** Bytes one of those ranged GETs fetches (memory per stream ≈ (window + 1) × this). @default 8 MiB */
@@ -234,6 +270,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cfg.tlsCaFile,
       'needs TLS_CERT_FILE and TLS_KEY_FILE (client certificates need HTTPS)',
     );
+  }
+  if ((cfg.sseKmsKeyId || cfg.sseBucketKey) && cfg.sseDefault !== 'SSE-KMS') {
+    const name = cfg.sseKmsKeyId ? 'SSE_KMS_KEY_ID' : 'SSE_BUCKET_KEY';
+    throw new ConfigError(name, String(cfg.sseKmsKeyId ?? cfg.sseBucketKey), 'only applies with SSE_DEFAULT=SSE-KMS');
   }
   if (cfg.s3Endpoint && !cfg.s3Bucket) {
     throw new ConfigError('S3_BUCKET', '', 'is required when S3_ENDPOINT is set');

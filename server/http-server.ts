@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ERRORS } from './http/errors.ts';
 import type { Logger } from './logger.ts';
 import { loadTlsMaterial, secureContextOptions, secureServerOptions, type TlsFiles, type TlsMaterial } from './tls.ts';
 
@@ -55,6 +58,7 @@ function plainServer(handle: Handler): CoordinatorServer {
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
   return {
     server,
     secure: false,
@@ -142,6 +146,30 @@ function secureServer(
       });
     },
   };
+}
+
+/**
+ * Node's parser refused a request (garbage request line, bad header, headers too large or too
+ * slow): answer with the API's error shape instead of Node's bare `400` (or a silent close),
+ * then close the connection, whose framing can no longer be trusted.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset or a half-written response: there is no one left to answer, or no clean place to start.
+  if (err.code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large', ERRORS.headers_too_large.message]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request_timeout', ERRORS.request_timeout.message]
+        : [400, 'Bad Request', 'invalid_request', 'The request is not valid HTTP/1.1.'];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 async function listen(server: http.Server | http2.Http2SecureServer, port: number, host: string): Promise<AddressInfo> {

@@ -14,6 +14,10 @@ export function createMetrics() {
   const registry = new Registry();
   /** What `inflight_chunks` adds up: upload slots held (from the limits) and download segments being fetched. */
   const inflight = { uploads: 0, downloads: 0 };
+  /** The relay's hashing threads (set by the RelayService). */
+  const relayHashPool: { source: { queued: number; busy: number; threads: number } | undefined } = {
+    source: undefined,
+  };
   collectDefaultMetrics({ register: registry });
   const r = [registry];
   return {
@@ -59,6 +63,12 @@ export function createMetrics() {
       labelNames: ['limit'] as const,
       registers: r,
     }),
+    quotaRefusals: new Counter({
+      name: 'quota_refusals_total',
+      help: 'Uploads refused 403 quota_exceeded, by the quota that was hit',
+      labelNames: ['quota'] as const,
+      registers: r,
+    }),
     incompleteUploads: new Gauge({
       name: 'incomplete_uploads',
       help: 'Uploads not yet completed, aborted or failed (refreshed by the sweeper)',
@@ -71,6 +81,31 @@ export function createMetrics() {
     }),
     workerCount: new Gauge({ name: 'worker_count', help: 'Current size of the server worker pool', registers: r }),
     workerBusy: new Gauge({ name: 'worker_busy_count', help: 'Server workers currently busy', registers: r }),
+    relayHashPool,
+    relayHashQueueDepth: new Gauge({
+      name: 'relay_hash_queue_depth',
+      help: 'Relayed chunks waiting for a hashing thread (Content-MD5 verification)',
+      registers: r,
+      collect() {
+        this.set(relayHashPool.source?.queued ?? 0);
+      },
+    }),
+    relayHashBusy: new Gauge({
+      name: 'relay_hash_busy_count',
+      help: 'Hashing threads busy with a relayed chunk',
+      registers: r,
+      collect() {
+        this.set(relayHashPool.source?.busy ?? 0);
+      },
+    }),
+    relayHashThreads: new Gauge({
+      name: 'relay_hash_threads',
+      help: 'Hashing threads at most (RELAY_HASH_THREADS; 0: hashed in the request thread)',
+      registers: r,
+      collect() {
+        this.set(relayHashPool.source?.threads ?? 0);
+      },
+    }),
     httpRequestDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'HTTP request latency by route template',

@@ -33,6 +33,8 @@ export interface CoordinatorOptions {
   env?: Record<string, string>;
   /** How long to wait for `/readyz`. @default 60_000 */
   readyTimeoutMs?: number;
+  /** Keep the coordinator's own rate-bucket defaults (otherwise raised to 100,000/s). @default false */
+  defaults?: boolean;
 }
 
 /** Starts a coordinator on a free port with a fresh database; resolves once `/readyz` answers 200. */
@@ -57,8 +59,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       API_KEYS: `bench:${apiKey}`,
       LOG_LEVEL: 'warn',
       NODE_NO_WARNINGS: '1',
-      RATE_LIMIT_PER_SECOND: '100000',
-      RATE_LIMIT_BURST: '100000',
+      ...(opts.defaults ? {} : { RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000' }),
       ...opts.env,
     },
     stdio: ['ignore', 'ignore', 'inherit'],

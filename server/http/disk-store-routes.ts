@@ -141,6 +141,7 @@ const API_CODES: Record<ObjectStoreErrorCode, ErrorCode> = {
   entity_too_small: 'invalid_request',
   precondition_failed: 'precondition_failed',
   invalid_range: 'range_not_satisfiable',
+  encryption_unsupported: 'encryption_unsupported',
 };
 
 function rethrowAsApiError(err: unknown): never {

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { type AuditLog, actorOf } from '../audit/audit-log.ts';
 import type { DownloadService } from '../download/download-service.ts';
 import { contentDisposition, ifRangeMatches, parseRange } from '../download/range.ts';
 import { ApiError } from './errors.ts';
@@ -6,7 +7,7 @@ import { clientGone, type RequestState } from './middleware.ts';
 import { uploadIdParam } from './upload-schemas.ts';
 
 /** `/v1/files/{fileId}`: the download manifest, and the file streamed through the coordinator. */
-export function filesRouter(downloads: DownloadService): Router<RequestState> {
+export function filesRouter(downloads: DownloadService, audit: AuditLog): Router<RequestState> {
   const router = new Router<RequestState>();
   const fileId = (ctx: { params: Record<string, string> }) => {
     const r = uploadIdParam.safeParse(ctx.params.fileId);
@@ -15,7 +16,15 @@ export function filesRouter(downloads: DownloadService): Router<RequestState> {
   };
 
   router.get('/v1/files/:fileId', async (ctx) => {
-    ctx.body = await downloads.manifest(ctx.state.principal!, fileId(ctx));
+    const id = fileId(ctx);
+    const manifest = await downloads.manifest(ctx.state.principal!, id);
+    await audit.record(actorOf(ctx), {
+      action: 'file.manifest',
+      uploadId: id,
+      bytes: manifest.size,
+      chunks: manifest.chunks.length,
+    });
+    ctx.body = manifest;
   });
 
   // RFC 9110: HEAD is GET without the body; @koa/router answers HEAD with the GET route.
@@ -44,6 +53,12 @@ export function filesRouter(downloads: DownloadService): Router<RequestState> {
       ctx.length = end - start + 1;
       return;
     }
+    await audit.record(actorOf(ctx), {
+      action: 'file.download',
+      uploadId: file.id,
+      bytes: end - start + 1,
+      details: range.kind === 'partial' ? { range: `${start}-${end}` } : {},
+    });
     ctx.body = downloads.stream(file, start, end, clientGone(ctx));
     ctx.length = end - start + 1;
   });

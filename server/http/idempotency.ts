@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { IdempotencyRepository } from '../../db/idempotency-repository.ts';
 import { ApiError } from './errors.ts';
@@ -8,6 +8,13 @@ import { idempotencyKeyHeader } from './upload-schemas.ts';
 
 /** API.md: "Keys are kept at least 24 h." */
 const TTL_SECONDS = 24 * 3600;
+/**
+ * An unfinished claim holds its key this long, renewed every HEARTBEAT_MS while its request
+ * runs: if the coordinator dies (SIGKILL, OOM) the key frees itself within the lease instead of
+ * answering `409 idempotency_key_in_use` to every retry for 24 h.
+ */
+const CLAIM_LEASE_SECONDS = 30;
+const HEARTBEAT_MS = 10_000;
 
 /**
  * `Idempotency-Key` (API.md): a repeat with the same key and the same body gets the first
@@ -22,13 +29,24 @@ export function idempotency(repo: IdempotencyRepository) {
     if (!raw) return next();
     const key = parseOrThrow(idempotencyKeyHeader, raw);
     const principal = ctx.state.principal!;
-    const claim = await repo.claim({
-      principal,
-      key,
-      scope: `${ctx.method} ${ctx.path}`,
-      requestHash: hashBody((ctx.request as { body?: unknown }).body),
-      ttlSeconds: TTL_SECONDS,
-    });
+    const token = randomUUID();
+    let claim: Awaited<ReturnType<IdempotencyRepository['claim']>>;
+    try {
+      claim = await repo.claim({
+        principal,
+        key,
+        token,
+        scope: `${ctx.method} ${ctx.path}`,
+        requestHash: hashBody((ctx.request as { body?: unknown }).body),
+        ttlSeconds: TTL_SECONDS,
+        leaseSeconds: CLAIM_LEASE_SECONDS,
+      });
+    } catch (err) {
+      // The claim may have been written with its answer lost: free it, or the client's retry
+      // would meet `409 idempotency_key_in_use` until the lease ran out.
+      await releaseClaim(repo, principal, key, token);
+      throw err;
+    }
     switch (claim.state) {
       case 'replay':
         ctx.status = claim.status;
@@ -41,16 +59,37 @@ export function idempotency(repo: IdempotencyRepository) {
         throw new ApiError('idempotency_key_in_use', undefined, {}, { 'Retry-After': '1' });
     }
     let stored = false;
+    const heartbeat = setInterval(() => {
+      repo.heartbeat(principal, key, CLAIM_LEASE_SECONDS).catch(() => {});
+    }, HEARTBEAT_MS);
     try {
       await next();
       if (ctx.status >= 200 && ctx.status < 300) {
-        await repo.complete(principal, key, ctx.status, ctx.body ?? null);
+        await repo.complete(principal, key, ctx.status, ctx.body ?? null, TTL_SECONDS);
         stored = true;
       }
     } finally {
-      if (!stored) await repo.release(principal, key).catch(() => {});
+      clearInterval(heartbeat);
+      if (!stored) await releaseClaim(repo, principal, key, token);
     }
   };
+}
+
+/**
+ * Frees the key of a request that failed. A failure is often the database's own (a reset
+ * connection), so the release is tried a few times on fresh connections: a key left held would
+ * answer `409 idempotency_key_in_use` to the client's retries until the lease ran out.
+ */
+async function releaseClaim(repo: IdempotencyRepository, principal: string, key: string, token: string) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await repo.release(principal, key, token);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+    }
+  }
+  // Still unreachable: the lease (CLAIM_LEASE_SECONDS) frees the key.
 }
 
 /** SHA-256 of the body in a canonical form (object keys sorted), so key order does not matter. */

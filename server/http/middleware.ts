@@ -10,6 +10,8 @@ export interface RequestState {
   log: Logger;
   /** Set by the auth middleware on /v1 routes. */
   principal?: string;
+  /** Set by the auth middleware: the key may call /v1/admin/*. */
+  admin?: boolean;
 }
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -114,7 +116,8 @@ function toApiError(err: unknown): ApiError {
   if (e?.type === 'request.aborted') return new ApiError('invalid_request', 'The client aborted the request.');
   if (isDatabaseDown(err)) return new ApiError('database_unavailable', undefined, {}, { 'Retry-After': '2' });
   // zlib refusing a body sent with Content-Encoding it does not actually have.
-  if (e?.code === 'Z_DATA_ERROR' || e?.code === 'Z_BUF_ERROR') {
+  // (Brotli's decoder says so with codes such as ERR__ERROR_FORMAT_PADDING_2.)
+  if (e?.code === 'Z_DATA_ERROR' || e?.code === 'Z_BUF_ERROR' || e?.code?.startsWith('ERR__ERROR_FORMAT')) {
     return new ApiError('invalid_request', 'The body could not be decoded with its Content-Encoding.');
   }
   // Deliberate HTTP errors from Koa and its body parser carry a client-error status.

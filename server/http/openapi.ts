@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { auditQuery, createKeyBody, keyIdParam, listKeysQuery, principalName, quotaBody } from './admin-schemas.ts';
 import { ERRORS } from './errors.ts';
 import {
   chunkIndexParam,
@@ -38,7 +39,13 @@ export function buildOpenApi(version: string): Record<string, unknown> {
     schema: { type: 'string', maxLength: 255 },
     description: 'A repeat with the same key and body returns the first response (kept 24 h).',
   };
-  const common = ['invalid_request', 'unauthorized', 'throttled'] as const;
+  const common = ['invalid_request', 'unauthorized', 'throttled', 'payload_too_large'] as const;
+  const queryParams = (s: z.ZodType) =>
+    Object.entries((z.toJSONSchema(s, { io: 'input' }) as { properties: Record<string, unknown> }).properties).map(
+      ([name, sch]) => ({ name, in: 'query', required: false, schema: sch }),
+    );
+  const adminOnly = 'Admin keys only (`keys create --admin`, ADMIN_API_KEYS); any other key gets 404.';
+  const principalParam = { name: 'principal', in: 'path', required: true, schema: schema(principalName) };
 
   return {
     openapi: '3.1.0',
@@ -67,7 +74,16 @@ export function buildOpenApi(version: string): Record<string, unknown> {
           summary: 'Initialise an upload',
           parameters: [idempotencyKey],
           requestBody: json(initUploadBody),
-          responses: { 201: ok('Upload created'), ...errors(...common, 'file_too_large', 'idempotency_key_reused') },
+          responses: {
+            201: ok('Upload created'),
+            ...errors(
+              ...common,
+              'file_too_large',
+              'quota_exceeded',
+              'encryption_unsupported',
+              'idempotency_key_reused',
+            ),
+          },
         },
         get: {
           summary: "The caller's uploads, newest first",
@@ -155,6 +171,57 @@ export function buildOpenApi(version: string): Record<string, unknown> {
             206: ok('One range'),
             ...errors(...common, 'file_not_found', 'range_not_satisfiable'),
           },
+        },
+      },
+      '/v1/usage': {
+        get: {
+          summary: "The caller's effective quota (null = unlimited) and current usage",
+          responses: { 200: ok('{quota, usage}'), ...errors(...common) },
+        },
+      },
+      '/v1/admin/audit': {
+        get: {
+          summary: 'The audit log, newest first; `principal` matches the actor or the principal acted upon',
+          description: adminOnly,
+          parameters: queryParams(auditQuery),
+          responses: { 200: ok('{entries, nextCursor}'), ...errors(...common, 'not_found') },
+        },
+      },
+      '/v1/admin/keys': {
+        get: {
+          summary: 'API keys (never the keys themselves)',
+          description: adminOnly,
+          parameters: queryParams(listKeysQuery),
+          responses: { 200: ok('{keys}'), ...errors(...common, 'not_found') },
+        },
+        post: {
+          summary: 'Create an API key; the key is in this response only (audited as key.create)',
+          description: adminOnly,
+          requestBody: json(createKeyBody),
+          responses: { 201: ok('The key and its record'), ...errors(...common, 'not_found') },
+        },
+      },
+      '/v1/admin/keys/{id}': {
+        delete: {
+          summary: 'Revoke a key: its very next request is refused (audited as key.revoke)',
+          description: adminOnly,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: schema(keyIdParam) }],
+          responses: { 204: ok('Revoked'), ...errors(...common, 'not_found') },
+        },
+      },
+      '/v1/admin/principals/{principal}/quota': {
+        get: {
+          summary: "A principal's effective quota and usage",
+          description: adminOnly,
+          parameters: [principalParam],
+          responses: { 200: ok('{quota, usage}'), ...errors(...common, 'not_found') },
+        },
+        put: {
+          summary: 'Set quota overrides (0 = unlimited, null = back to the default; audited as quota.set)',
+          description: adminOnly,
+          parameters: [principalParam],
+          requestBody: json(quotaBody),
+          responses: { 200: ok('{quota, usage}'), ...errors(...common, 'not_found') },
         },
       },
       '/v1/uploads/{uploadId}/complete': {

@@ -24,6 +24,24 @@ export const chunkIndexParam = z
   .transform(Number)
   .pipe(z.number().max(9_999, 'chunkIndex must be below 10000'));
 
+/**
+ * Server-side encryption of the object (README "Encryption at rest"): SSE-S3 (`AES256`) or
+ * SSE-KMS (`aws:kms`, a KMS key id, alias or ARN; `bucketKey` for S3 Bucket Keys).
+ */
+export const encryptionBody = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('SSE-S3') }),
+  z.strictObject({
+    mode: z.literal('SSE-KMS'),
+    kmsKeyId: z
+      .string()
+      .min(1)
+      .max(2048)
+      .regex(/^[\x21-\x7e]+$/, 'kmsKeyId: printable ASCII without spaces')
+      .optional(),
+    bucketKey: z.boolean().optional(),
+  }),
+]);
+
 export const initUploadBody = z.strictObject({
   fileName: z
     .string()
@@ -44,6 +62,7 @@ export const initUploadBody = z.strictObject({
     .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'metadata keys: 1-64 of A-Z a-z 0-9 _ -'), z.string().max(1024))
     .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata entries')
     .optional(),
+  encryption: encryptionBody.optional(),
 });
 
 export const presignBody = z.strictObject({

@@ -26,11 +26,13 @@ const PAGE_FILES: Record<string, string> = {
 
 /**
  * The page's policy: scripts only from here, plus WebAssembly (the SDK hashes with hash-wasm);
- * `fetch` to here and to the object store, whose origin the page cannot know in advance.
+ * `fetch` to here and to the object store, whose origin the page cannot know in advance; Web Workers
+ * from `blob:` URLs (the SDK's hashing workers are embedded in its bundle and started that way).
  */
 const CSP = [
   "default-src 'self'",
   "script-src 'self' 'wasm-unsafe-eval'",
+  "worker-src 'self' blob:",
   "connect-src 'self' http: https:",
   "img-src 'self' data:",
   "style-src 'self'",

@@ -1,9 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { RelayHashPool } from './hash-pool.ts';
 
 /**
  * A relayed chunk's bytes, kept where a retry can read them again: in memory while the global
@@ -11,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
  */
 export interface HeldBody {
   size: number;
-  /** Base64 MD5 of the bytes, computed while receiving. */
+  /** Base64 MD5 of the bytes, computed by the hashing pool once they are all in. */
   md5: string;
   /** A fresh stream (or the buffer) for one upload attempt. */
   open(): Readable | Buffer;
@@ -45,20 +46,22 @@ export class BodyLengthError extends Error {
   }
 }
 
-/** Receives exactly `size` bytes from `source` into memory (budget permitting) or a spool file. */
+/**
+ * Receives exactly `size` bytes from `source` into memory (budget permitting) or a spool file,
+ * then has `hashing` compute their MD5 (in its threads: this one only copies bytes).
+ */
 export async function receiveChunk(
   source: AsyncIterable<Buffer>,
   size: number,
   budget: ByteBudget,
   spoolDir: string,
+  hashing: RelayHashPool,
 ): Promise<HeldBody> {
-  const md5 = createHash('md5');
   let received = 0;
   const counted = async function* () {
     for await (const chunk of source) {
       received += chunk.length;
       if (received > size) throw new BodyLengthError(received, size);
-      md5.update(chunk);
       yield chunk;
     }
     if (received !== size) throw new BodyLengthError(received, size);
@@ -66,13 +69,13 @@ export async function receiveChunk(
 
   if (budget.tryTake(size)) {
     try {
-      const buffer = Buffer.allocUnsafe(size);
+      const buffer = hashing.alloc(size);
       let at = 0;
       for await (const chunk of counted()) {
         chunk.copy(buffer, at);
         at += chunk.length;
       }
-      const digest = md5.digest('base64');
+      const digest = await hashing.md5({ bytes: buffer });
       let released = false;
       return {
         size,
@@ -91,15 +94,17 @@ export async function receiveChunk(
 
   await fs.mkdir(spoolDir, { recursive: true });
   const file = path.join(spoolDir, `${randomUUID()}.part`);
+  let digest: string;
   try {
     await pipeline(Readable.from(counted()), createWriteStream(file, { mode: 0o600 }));
+    digest = await hashing.md5({ file });
   } catch (err) {
     await fs.rm(file, { force: true });
     throw err;
   }
   return {
     size,
-    md5: md5.digest('base64'),
+    md5: digest,
     open: () => createReadStream(file),
     release: () => fs.rm(file, { force: true }),
   };

@@ -8,6 +8,7 @@ import type { Limits } from '../uploads/limits.ts';
 import { assertOpen, type UploadService } from '../uploads/upload-service.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { BodyLengthError, type ByteBudget, type HeldBody, receiveChunk } from './chunk-body.ts';
+import { defaultRelayHashThreads, RelayHashPool } from './hash-pool.ts';
 
 export interface RelayServiceOptions {
   uploads: UploadService;
@@ -21,6 +22,8 @@ export interface RelayServiceOptions {
   budget: ByteBudget;
   spoolDir: string;
   retryBaseMs?: number;
+  /** Threads verifying Content-MD5 (RELAY_HASH_THREADS); 0: the request thread. @default 1 per core, at most 4 */
+  hashThreads?: number;
 }
 
 export interface RelayInput {
@@ -42,14 +45,25 @@ const PERMANENT = ['bad_digest', 'no_such_upload', 'invalid_part', 'entity_too_s
  * The relay path (API.md `PUT /v1/uploads/{id}/chunks/{i}`): for clients that cannot reach S3.
  * Everything that can refuse the chunk — ownership, index, exact Content-Length, inflight
  * limits, a full task queue — is checked before a byte of the body is read. The body is then
- * received (MD5 computed on the way) into a budgeted buffer or a spool file, and written to
- * the store by a worker of the bounded pool, with retries and full-jitter backoff.
+ * received into a budgeted buffer or a spool file, its MD5 computed by the hashing threads
+ * (`RelayHashPool`: the request thread only copies bytes) and checked against Content-MD5, and it
+ * is written to the store by a worker of the bounded pool, with retries and full-jitter backoff.
  */
 export class RelayService {
   readonly #o: RelayServiceOptions;
+  /** Where relayed chunks are hashed; its queue depth and busy threads are in the metrics. */
+  readonly hashing: RelayHashPool;
 
   constructor(options: RelayServiceOptions) {
     this.#o = options;
+    this.hashing = new RelayHashPool(options.hashThreads ?? defaultRelayHashThreads());
+    options.metrics.relayHashPool.source = this.hashing;
+  }
+
+  /** Ends the hashing threads. */
+  async close(): Promise<void> {
+    if (this.#o.metrics.relayHashPool.source === this.hashing) this.#o.metrics.relayHashPool.source = undefined;
+    await this.hashing.close();
   }
 
   async relay(input: RelayInput): Promise<{ chunkIndex: number; etag: string; size: number }> {
@@ -95,7 +109,13 @@ export class RelayService {
   async #receive(input: RelayInput, size: number): Promise<HeldBody> {
     let held: HeldBody;
     try {
-      held = await receiveChunk(input.body as AsyncIterable<Buffer>, size, this.#o.budget, this.#o.spoolDir);
+      held = await receiveChunk(
+        input.body as AsyncIterable<Buffer>,
+        size,
+        this.#o.budget,
+        this.#o.spoolDir,
+        this.hashing,
+      );
     } catch (err) {
       if (err instanceof BodyLengthError) {
         throw new ApiError('content_length_mismatch', `The body was not ${size} bytes long.`, { expectedSize: size });

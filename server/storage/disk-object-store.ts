@@ -23,6 +23,7 @@ import type {
   GetObjectInput,
   MultipartRef,
   ObjectBody,
+  ObjectEncryption,
   ObjectHead,
   ObjectStore,
   PartInfo,
@@ -52,6 +53,8 @@ interface UploadMeta {
   key: string;
   contentType?: string;
   metadata?: Record<string, string>;
+  /** Recorded, not applied: see `createMultipartUpload`. */
+  encryption?: ObjectEncryption;
 }
 /** Meta of a part: `<n>.part.<inode>.json`. */
 interface PartMeta {
@@ -63,6 +66,7 @@ interface ObjectMeta extends PartMeta {
   key: string;
   contentType?: string;
   metadata?: Record<string, string>;
+  encryption?: ObjectEncryption;
   lastModified: string;
 }
 
@@ -99,7 +103,15 @@ export class DiskObjectStore implements ObjectStore {
     const uploadId = randomUUID();
     const dir = this.#uploadDir(uploadId);
     await mkdir(dir, { recursive: true });
-    const meta: UploadMeta = { key: input.key, contentType: input.contentType, metadata: input.metadata };
+    // The disk store is the local, single-machine default: it records the requested SSE mode so the
+    // API behaves as with S3 (status, HeadObject), but encrypting the disk is the operator's job
+    // (an encrypted volume). README "Encryption at rest" says so.
+    const meta: UploadMeta = {
+      key: input.key,
+      contentType: input.contentType,
+      metadata: input.metadata,
+      ...(input.encryption ? { encryption: input.encryption } : {}),
+    };
     await writeJsonAtomic(join(dir, 'upload.json'), meta);
     return { uploadId };
   }
@@ -197,6 +209,7 @@ export class DiskObjectStore implements ObjectStore {
           size: w.size,
           contentType: upload.contentType,
           metadata: upload.metadata,
+          ...(upload.encryption ? { encryption: upload.encryption } : {}),
           lastModified: new Date(this.#now()).toISOString(),
         };
         await writeJsonAtomic(metaPath(dataPath, w.ino), meta);
@@ -220,6 +233,7 @@ export class DiskObjectStore implements ObjectStore {
       etag: meta.etag,
       contentType: meta.contentType,
       lastModified: new Date(meta.lastModified),
+      ...(meta.encryption ? { encryption: headEncryption(meta.encryption) } : {}),
     };
   }
 
@@ -322,4 +336,8 @@ export class DiskObjectStore implements ObjectStore {
 /** S3's ETag of a single-part upload: the quoted hex MD5 of its bytes. */
 function partEtag(md5: Buffer): string {
   return `"${md5.toString('hex')}"`;
+}
+
+function headEncryption(e: ObjectEncryption): NonNullable<ObjectHead['encryption']> {
+  return e.mode === 'SSE-KMS' && e.kmsKeyId ? { mode: e.mode, kmsKeyId: e.kmsKeyId } : { mode: e.mode };
 }

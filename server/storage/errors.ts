@@ -17,7 +17,9 @@ export type ObjectStoreErrorCode =
   /** `ifMatch` did not match the object's ETag. */
   | 'precondition_failed'
   /** A byte range outside the object. */
-  | 'invalid_range';
+  | 'invalid_range'
+  /** The store refused, or did not confirm, the requested server-side encryption (mode, KMS key). */
+  | 'encryption_unsupported';
 
 export class ObjectStoreError extends Error {
   override readonly name = 'ObjectStoreError';

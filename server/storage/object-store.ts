@@ -55,7 +55,20 @@ export interface CreateMultipartInput {
   key: string;
   contentType?: string;
   metadata?: Record<string, string>;
+  /**
+   * Server-side encryption of the object. The store either confirms it (S3 echoes the mode in
+   * its answer) or rejects the call with `encryption_unsupported`: it never silently stores
+   * plaintext when encryption was asked for.
+   */
+  encryption?: ObjectEncryption;
 }
+
+/**
+ * SSE-S3 (`AES256`, keys managed by the store) or SSE-KMS (`aws:kms`, a KMS key; `bucketKey`
+ * asks for S3 Bucket Keys). SSE-C is not offered: it would put the key into every presigned
+ * request's headers, i.e. into the hands of every client.
+ */
+export type ObjectEncryption = { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; kmsKeyId?: string; bucketKey?: boolean };
 
 export interface PartToPresign {
   partNumber: number;
@@ -104,6 +117,8 @@ export interface ObjectHead {
   etag: string;
   contentType?: string;
   lastModified?: Date;
+  /** The server-side encryption the store reports for the object (absent: none reported). */
+  encryption?: { mode: 'SSE-S3' | 'SSE-KMS'; kmsKeyId?: string };
 }
 
 export interface ByteRange {

@@ -57,3 +57,27 @@ export function toObjectStoreError(err: unknown, opts: { multipart?: boolean } =
   const message = (err as SdkError).message || s3Code;
   return new ObjectStoreError(code, `${s3Code}: ${message}`, { cause: err });
 }
+
+/**
+ * A refused CreateMultipartUpload that asked for SSE, as `encryption_unsupported` when the answer
+ * is about the encryption: InvalidArgument/InvalidRequest (e.g. Ceph RGW: "Server Side Encryption
+ * with KMS managed key requires HTTP header x-amz-server-side-encryption-aws-kms-key-id"), AWS's
+ * `KMS.*` codes (unknown, disabled key), and Ceph's testing/Vault backends, which answer an
+ * unknown key with 403 InvalidAccessKeyId "Failed to retrieve the actual key, kms-keyid: …".
+ * Anything else (network, 5xx, a real credentials problem) is passed on unchanged.
+ */
+export function encryptionRefusal(err: unknown, encryption: { mode: string }): unknown {
+  const mapped = toObjectStoreError(err);
+  if (mapped !== err) return mapped;
+  const e = err as SdkError;
+  const code = e?.Code ?? e?.name ?? '';
+  const message = e?.message ?? '';
+  const aboutEncryption =
+    code === 'InvalidArgument' ||
+    code === 'InvalidRequest' ||
+    code === 'InvalidEncryptionAlgorithmError' ||
+    code.startsWith('KMS.') ||
+    (code === 'InvalidAccessKeyId' && /kms/i.test(message));
+  if (!aboutEncryption) return err;
+  return new ObjectStoreError('encryption_unsupported', `${encryption.mode}: ${code}: ${message}`, { cause: err });
+}

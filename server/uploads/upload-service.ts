@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { UploadRow, UploadStatus } from '../../db/schema.ts';
+import type { Quota, QuotaUsage } from '../../db/principals-repository.ts';
+import type { UploadEncryption, UploadRow, UploadStatus } from '../../db/schema.ts';
 import type { UploadsRepository } from '../../db/uploads-repository.ts';
 import { ApiError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
@@ -7,6 +8,7 @@ import type { Metrics } from '../metrics.ts';
 import { isObjectStoreError } from '../storage/errors.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { ChunkPlanError, expectedChunkSize, planChunks } from './chunk-plan.ts';
+import { isLimited, type Quotas, UNLIMITED } from './quotas.ts';
 
 /** What the service needs from the backpressure layer (server/uploads/limits.ts). */
 export interface UploadLimits {
@@ -27,6 +29,10 @@ export interface UploadServiceOptions {
   uploadTtlHours: number;
   /** A presign batch may take at most this many new slots (MAX_INFLIGHT_PER_UPLOAD). */
   maxInflightPerUpload: number;
+  /** Per-principal quotas (server/uploads/quotas.ts). @default none */
+  quotas?: Quotas;
+  /** Encryption of uploads that ask for none (SSE_DEFAULT). @default the bucket's default */
+  defaultEncryption?: UploadEncryption;
   /** Prefix of object keys (S3_PREFIX is applied by the store itself). @default 'uploads/' */
   keyPrefix?: string;
   now?: () => number;
@@ -39,6 +45,7 @@ export interface InitInput {
   chunkSize?: number | undefined;
   checksumSha256?: string | undefined;
   metadata?: Record<string, string> | undefined;
+  encryption?: UploadEncryption | undefined;
 }
 
 export interface PresignChunkInput {
@@ -73,16 +80,35 @@ export class UploadService {
 
   async init(principal: string, input: InitInput): Promise<UploadRow> {
     const plan = this.#plan(input);
+    // Checked before the store is called, so a refused init leaves nothing anywhere; checked
+    // again, under the principal's lock, when the row is written (see createWithinQuota).
+    const quotas = this.#o.quotas;
+    const quota = quotas ? await quotas.of(principal) : UNLIMITED;
+    const limited = quotas !== undefined && isLimited(quota);
+    const check = (usage: QuotaUsage) => quotas?.check(quota, usage, input.fileSize);
+    if (limited) check(await quotas.usage(principal));
     const id = randomUUID();
     const objectKey = `${this.#o.keyPrefix ?? 'uploads/'}${id}`;
-    const { uploadId: s3UploadId } = await this.#o.limits.runTask(() =>
-      this.#o.store.createMultipartUpload({
-        key: objectKey,
-        ...(input.contentType ? { contentType: input.contentType } : {}),
-      }),
-    );
+    const encryption = input.encryption ?? this.#o.defaultEncryption;
+    let s3UploadId: string;
     try {
-      return await this.#o.repo.create({
+      ({ uploadId: s3UploadId } = await this.#o.limits.runTask(() =>
+        this.#o.store.createMultipartUpload({
+          key: objectKey,
+          ...(input.contentType ? { contentType: input.contentType } : {}),
+          ...(encryption ? { encryption } : {}),
+        }),
+      ));
+    } catch (err) {
+      if (isObjectStoreError(err, 'encryption_unsupported')) {
+        throw new ApiError('encryption_unsupported', undefined, { encryption, reason: err.message });
+      }
+      throw err;
+    }
+    try {
+      const create = (row: Parameters<UploadsRepository['create']>[0]) =>
+        limited ? this.#o.repo.createWithinQuota(row, check) : this.#o.repo.create(row);
+      return await create({
         id,
         principal,
         fileName: input.fileName,
@@ -94,6 +120,7 @@ export class UploadService {
         s3UploadId,
         checksumSha256: input.checksumSha256 ?? null,
         metadata: input.metadata ?? {},
+        encryption: encryption ?? null,
         expiresAt: new Date(this.#now() + this.#o.uploadTtlHours * 3600_000),
       });
     } catch (err) {
@@ -101,6 +128,13 @@ export class UploadService {
       await this.#o.store.abortMultipartUpload({ key: objectKey, uploadId: s3UploadId }).catch(() => {});
       throw err;
     }
+  }
+
+  /** The principal's effective quota (`null` = unlimited) and what it uses now (`GET /v1/usage`). */
+  async usage(principal: string): Promise<{ quota: Quota; usage: QuotaUsage }> {
+    const q = this.#o.quotas;
+    if (!q) return { quota: UNLIMITED, usage: { concurrentUploads: 0, bytesInFlight: 0, totalBytes: 0 } };
+    return { quota: await q.of(principal), usage: await q.usage(principal) };
   }
 
   /** The caller's upload; another principal's is indistinguishable from a missing one (404). */
@@ -143,6 +177,11 @@ export class UploadService {
    * again (a refresh) takes no second slot.
    */
   async presign(principal: string, uploadId: string, chunks: readonly PresignChunkInput[]) {
+    return (await this.presignBatch(principal, uploadId, chunks)).chunks;
+  }
+
+  /** `presign`, plus the bytes the batch covers (for the audit log). */
+  async presignBatch(principal: string, uploadId: string, chunks: readonly PresignChunkInput[]) {
     const upload = await this.get(principal, uploadId);
     assertOpen(upload);
     const sizes = chunks.map((c) => this.expectedSize(upload, c.chunkIndex));
@@ -189,13 +228,14 @@ export class UploadService {
           leaseUntil,
         );
         if (upload.status === 'INITIATED') await repo.transition(upload.id, ['INITIATED'], 'IN_PROGRESS');
-        return chunks.map((c, i) => ({
+        const presigned = chunks.map((c, i) => ({
           chunkIndex: c.chunkIndex,
           url: urls[i]!.url,
           method: urls[i]!.method,
           headers: urls[i]!.headers,
           expiresAt: urls[i]!.expiresAt.toISOString(),
         }));
+        return { chunks: presigned, bytes: sizes.reduce((a, b) => a + b, 0) };
       } catch (err) {
         if (newSlots > 0) await this.#o.limits.releaseInflight(principal, upload.id, newSlots);
         throw err;
@@ -341,7 +381,23 @@ export class UploadService {
     }
   }
 
+  /**
+   * Completes as the owner of COMPLETING, touching the row every COMPLETING_HEARTBEAT_MS while it
+   * works (reading a big object back to hash it takes minutes), so a racer can tell a live owner
+   * from one that died (STALE_COMPLETING_MS) and take over.
+   */
   async #finish(upload: UploadRow): Promise<CompletedView> {
+    const heartbeat = setInterval(() => {
+      this.#o.repo.transition(upload.id, ['COMPLETING'], 'COMPLETING').catch(() => {});
+    }, COMPLETING_HEARTBEAT_MS);
+    try {
+      return await this.#finishOwned(upload);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  async #finishOwned(upload: UploadRow): Promise<CompletedView> {
     const ref = { key: upload.objectKey, uploadId: upload.s3UploadId! };
     try {
       const parts = await this.#o.limits.runTask(() => this.#o.store.listParts(ref));
@@ -473,8 +529,12 @@ function completedView(u: UploadRow): CompletedView {
 /** How long a racing complete waits for the winner before answering "still in progress". */
 const COMPLETE_WAIT_MS = 120_000;
 const COMPLETE_POLL_MS = 100;
-/** A COMPLETING upload untouched this long belongs to a coordinator that died mid-completion. */
-const STALE_COMPLETING_MS = 10 * 60_000;
+/**
+ * A COMPLETING upload untouched this long belongs to a coordinator that died mid-completion (a live
+ * one touches it every COMPLETING_HEARTBEAT_MS); a retried complete then takes it over.
+ */
+const STALE_COMPLETING_MS = 30_000;
+const COMPLETING_HEARTBEAT_MS = 5_000;
 
 /** S3 ETags are quoted strings; clients may report them with or without the quotes. */
 export function normaliseEtag(etag: string): string {

@@ -35,8 +35,8 @@ export interface BrowserBundleOptions {
 /**
  * The SDK's browser bundle (dist/conveyor.browser.js) for the web page. `npm start` builds it
  * first (`prestart`); when it is missing anyway, or older than the SDK's sources (a developer
- * editing client-sdk/, a test run), it is built once, on first use, with esbuild's API and the
- * options of package.json's `build:browser` script. Kept in memory afterwards: it is ~100 KB.
+ * editing client-sdk/, a test run), it is built once, on first use, by the function behind
+ * package.json's `build:browser` script (client-sdk/browser-build.ts). Kept in memory afterwards.
  */
 export class BrowserBundle {
   readonly entry: string;
@@ -75,21 +75,11 @@ export class BrowserBundle {
       throw new BundleUnavailableError(`${this.outfile} is missing: run \`npm run build:browser\``);
     }
     const t0 = Date.now();
-    // Keep in step with package.json's `build:browser`.
-    const result = await esbuild.build({
-      entryPoints: [this.entry],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      minify: true,
-      sourcemap: true,
-      outfile: this.outfile,
-      write: false,
-      logLevel: 'silent',
-    });
-    const js = result.outputFiles.find((f) => f.path.endsWith('.js'));
-    const map = result.outputFiles.find((f) => f.path.endsWith('.js.map'));
+    // The same build as package.json's `build:browser` (the SDK with its hashing worker embedded).
+    const { buildBrowserBundle } = await import('../../client-sdk/browser-build.ts');
+    const result = await buildBrowserBundle({ entry: this.entry, outfile: this.outfile, write: false });
+    const js = result.outputFiles?.find((f) => f.path.endsWith('.js'));
+    const map = result.outputFiles?.find((f) => f.path.endsWith('.js.map'));
     if (!js) throw new Error('esbuild produced no JavaScript');
     const bundle = { js: servedFile(Buffer.from(js.contents)), map: map && servedFile(Buffer.from(map.contents)) };
     this.#log?.info({ outfile: this.outfile, ms: Date.now() - t0 }, 'built the browser bundle');

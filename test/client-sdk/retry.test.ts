@@ -71,6 +71,16 @@ test('other 4xx fail fast with the server code', (t) => {
   }
 });
 
+test('409 idempotency_key_in_use from the coordinator waits Retry-After and retries; other 409s fail', (t) => {
+  const p = resolveRetryPolicy();
+  const inUse = new HTTPError(409, 'idempotency_key_in_use', 'held', { origin: 'coordinator', retryAfterMs: 1000 });
+  t.like(retryDecision(inUse, { retries: 1, throttles: 0 }, p), { action: 'retry', delayMs: 1000 });
+  t.is(retryDecision(inUse, { retries: 6, throttles: 0 }, p).action, 'fail', 'within the limit');
+  t.is(retryDecision(inUse, { retries: 1, throttles: 0 }, { ...p, coordinatorCodes: [] }).action, 'fail');
+  const fromStore = new HTTPError(409, 'idempotency_key_in_use', 'x', { origin: 'store' });
+  t.is(retryDecision(fromStore, { retries: 1, throttles: 0 }, p).action, 'fail', 'only the coordinator says it');
+});
+
 test('403 "Request has expired" re-presigns', (t) => {
   const p = resolveRetryPolicy();
   t.is(

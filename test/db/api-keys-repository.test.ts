@@ -16,7 +16,7 @@ test('keys are stored hashed; the plain key is returned once and authenticates',
   const { rows } = await tdb.pool.query('SELECT * FROM api_keys WHERE id = $1', [row.id]);
   t.false(JSON.stringify(rows).includes(key), 'the plain key is nowhere in the row');
   t.is(rows[0].key_hash, hashApiKey(key));
-  t.deepEqual(await keys.authenticate(key), { id: row.id, principal: 'alice' });
+  t.deepEqual(await keys.authenticate(key), { id: row.id, principal: 'alice', admin: false });
   t.is(await keys.authenticate(`${key}x`), null);
   t.is(await keys.authenticate(''), null);
 });

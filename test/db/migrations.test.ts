@@ -14,7 +14,7 @@ test('migrations create every table with the specified constraints', async (t) =
   );
   t.deepEqual(
     tables.map((r) => r.table_name),
-    ['api_keys', 'chunks', 'idempotency_keys', 'uploads'],
+    ['api_keys', 'audit_log', 'chunks', 'idempotency_keys', 'principals', 'uploads'],
   );
   const { rows: cons } = await tdb.pool.query<{ conname: string }>(
     `SELECT conname FROM pg_constraint WHERE conrelid IN ('uploads'::regclass, 'chunks'::regclass)`,

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import test from 'ava';
+import type { Worker } from 'playwright-core';
 import { s3Configured, startTestServer } from '../helpers/app.ts';
 import { chromiumAvailable, launchChromium, registerBrowserUnavailable } from '../helpers/browser.ts';
 
@@ -34,6 +35,9 @@ else {
     const isStore = (url: string) =>
       store === 's3' ? url.startsWith(storeOrigin) : new URL(url).pathname.startsWith('/v1/disk-store/');
     const storeRequests = { PUT: 0, GET: 0 };
+    // The SDK's hashing Web Workers (started from a Blob URL embedded in its bundle).
+    const workers: Worker[] = [];
+    page.on('worker', (w) => workers.push(w));
     page.on('request', (r) => {
       const m = r.method();
       if ((m === 'PUT' || m === 'GET') && isStore(r.url())) storeRequests[m]++;
@@ -74,6 +78,17 @@ else {
       t.log(`uploaded after ${elapsed()}: ${await row.locator('.stats').textContent()}`);
       t.is(await row.getAttribute('data-sha256-up'), sha256, 'the SDK declared the source SHA-256');
       t.true(storeRequests.PUT >= 5, `chunk PUTs went straight to the store (${storeRequests.PUT})`);
+      // Pausing ends the workers busy at that moment; those still alive answered the rest.
+      const jobs = await Promise.all(
+        workers.map((w) =>
+          w.evaluate(() => (globalThis as { conveyorHashJobs?: number }).conveyorHashJobs ?? 0).catch(() => 0),
+        ),
+      );
+      t.true(workers.length >= 1 && workers.every((w) => w.url().startsWith('blob:')), 'Web Workers from a Blob URL');
+      t.true(
+        jobs.reduce((a, b) => a + b, 0) >= 3,
+        `chunks were read and hashed in ${workers.length} Web Workers (jobs answered by live ones: ${jobs})`,
+      );
       t.regex((await row.locator('.stats').textContent()) ?? '', /5 of 5 chunks sent.*direct/);
 
       // The object in the store is byte-identical.

@@ -28,7 +28,12 @@ export interface TestServer {
  * and the object store `npm test` selected (`store: 's3'` needs S3_BUCKET; default: disk).
  */
 export async function startTestServer(
-  opts: { store?: 'disk' | 's3'; env?: Record<string, string> } = {},
+  opts: {
+    store?: 'disk' | 's3';
+    env?: Record<string, string>;
+    /** Where the coordinator's pino logs go (tests that read them); default stdout at LOG_LEVEL. */
+    logDestination?: { write(line: string): void };
+  } = {},
 ): Promise<TestServer> {
   const tdb = await createTestDatabase();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'conveyor-app-'));
@@ -52,7 +57,8 @@ export async function startTestServer(
   const config = loadConfig(env);
   const metrics = createMetrics();
   const store = await createObjectStore(config, metrics);
-  const app = createApp({ config, logger: createLogger(config.logLevel), metrics, db: tdb.db, pool: tdb.pool, store });
+  const logger = createLogger(config.logLevel, opts.logDestination);
+  const app = createApp({ config, logger, metrics, db: tdb.db, pool: tdb.pool, store });
   server.on('request', app.koa.callback());
   const keys = {
     alice: (await app.repos.apiKeys.create('alice')).key,

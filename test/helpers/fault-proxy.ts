@@ -1,9 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
 
 /**
  * A loopback HTTP proxy in front of one origin (the S3 gateway, or the coordinator) that can
- * inject faults: `503 SlowDown` answers, connection resets halfway through a body, and stalls.
+ * inject faults: `503 SlowDown` answers, connection resets halfway through a body, truncated
+ * bodies (a clean end after half the declared bytes), stalls, and slow reads and writes.
  * It forwards with the target's Host header, so SigV4-presigned URLs rewritten to point here
  * still verify. Faults are drawn from a seeded generator, so a run is reproducible.
  */
@@ -16,6 +18,16 @@ export interface FaultOptions {
   stallRate?: number;
   /** @default 1000 */
   stallMs?: number;
+  /**
+   * Share of requests whose body is cut short with a clean close (FIN, not RST): a GET's
+   * response stops after half its Content-Length; another method's request body reaches the
+   * target only halfway, then both connections are ended. @default 0
+   */
+  truncateRate?: number;
+  /** Share of requests whose bodies (request and response) move at `bytesPerSecond`. @default 0 */
+  slowRate?: number;
+  /** @default 1 MiB/s */
+  bytesPerSecond?: number;
   /** Which requests may be faulted. @default all */
   only?: (req: http.IncomingMessage) => boolean;
   /** Seed of the fault generator. @default 1 */
@@ -31,7 +43,10 @@ export interface FaultOptions {
 export interface FaultProxy {
   url: string;
   /** Requests seen, by method, and faults injected, by kind. */
-  counts: { requests: Record<string, number>; faults: { error: number; reset: number; stall: number } };
+  counts: {
+    requests: Record<string, number>;
+    faults: { error: number; reset: number; stall: number; truncate: number; slow: number };
+  };
   /** Called for every request before it is forwarded; may wait (delays) or act (kill a client). */
   hook: ((req: http.IncomingMessage) => Promise<void> | void) | undefined;
   faults: FaultOptions;
@@ -53,7 +68,7 @@ export async function startFaultProxy(target: string, faults: FaultOptions = {})
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const proxy: FaultProxy = {
     url: '',
-    counts: { requests: {}, faults: { error: 0, reset: 0, stall: 0 } },
+    counts: { requests: {}, faults: { error: 0, reset: 0, stall: 0, truncate: 0, slow: 0 } },
     hook: undefined,
     faults,
     rewrite: (u) => {
@@ -88,15 +103,43 @@ export async function startFaultProxy(target: string, faults: FaultOptions = {})
       return;
     }
     const reset = roll < errorRate + resetRate;
-    if (!reset && roll < errorRate + resetRate + stallRate) {
+    const truncateAt = errorRate + resetRate + (f.truncateRate ?? 0);
+    const truncate = !reset && roll < truncateAt;
+    if (!reset && !truncate && roll < truncateAt + stallRate) {
       proxy.counts.faults.stall++;
       await new Promise((r) => setTimeout(r, f.stallMs ?? 1000));
     }
+    const slow =
+      !reset && !truncate && roll >= truncateAt + stallRate && roll < truncateAt + stallRate + (f.slowRate ?? 0);
     if (reset) proxy.counts.faults.reset++;
+    if (truncate) proxy.counts.faults.truncate++;
+    if (slow) proxy.counts.faults.slow++;
+    const rate = f.bytesPerSecond ?? 1024 * 1024;
 
     const headers = f.keepHost ? req.headers : { ...req.headers, host: t.host };
     const up = http.request({ host: t.hostname, port: t.port, method, path: req.url, headers, agent }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      if (truncate && method === 'GET') {
+        // Half the declared bytes, then a clean end: only the length tells the client it is short.
+        const half = Math.floor(Number(upRes.headers['content-length'] ?? 0) / 2);
+        let sent = 0;
+        upRes.on('data', (d: Buffer) => {
+          if (sent >= half) return;
+          const part = d.subarray(0, Math.max(0, half - sent));
+          sent += part.length;
+          res.write(part);
+          if (sent >= half) {
+            upRes.destroy();
+            res.socket?.end();
+          }
+        });
+        upRes.on('end', () => res.socket?.end());
+        return;
+      }
+      if (slow) {
+        throttled(upRes, rate).pipe(res);
+        return;
+      }
       if (reset && method === 'GET') {
         // Half the body, then the connection dies.
         const half = Math.floor(Number(upRes.headers['content-length'] ?? 0) / 2);
@@ -116,6 +159,27 @@ export async function startFaultProxy(target: string, faults: FaultOptions = {})
       upRes.pipe(res);
     });
     up.on('error', () => res.socket?.destroy());
+    if (truncate && method !== 'GET') {
+      // Half the request body reaches the target, then both connections end cleanly (FIN).
+      const half = Math.floor(Number(req.headers['content-length'] ?? 0) / 2);
+      let got = 0;
+      req.on('data', (d: Buffer) => {
+        if (got >= half) return;
+        const part = d.subarray(0, Math.max(0, half - got));
+        got += part.length;
+        up.write(part);
+        if (got >= half) {
+          up.socket?.end();
+          up.destroy();
+          req.socket.end();
+        }
+      });
+      return;
+    }
+    if (slow) {
+      throttled(req, rate).pipe(up);
+      return;
+    }
     if (reset && method !== 'GET') {
       // Half the request body reaches the target, then both connections are cut.
       const half = Math.floor(Number(req.headers['content-length'] ?? 0) / 2);
@@ -134,6 +198,23 @@ export async function startFaultProxy(target: string, faults: FaultOptions = {})
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return proxy;
+}
+
+/** `source` re-emitted at about `bytesPerSecond`, in 16 KiB slices. */
+function throttled(source: NodeJS.ReadableStream, bytesPerSecond: number): PassThrough {
+  const out = new PassThrough();
+  const slice = 16 * 1024;
+  (async () => {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      for (let i = 0; i < chunk.length; i += slice) {
+        const part = chunk.subarray(i, i + slice);
+        if (!out.write(part)) await new Promise((r) => out.once('drain', r));
+        await new Promise((r) => setTimeout(r, (part.length / bytesPerSecond) * 1000));
+      }
+    }
+    out.end();
+  })().catch((err) => out.destroy(err));
+  return out;
 }
 
 /** A counter's total from the Prometheus text of `/metrics` (all label sets summed). */
