@@ -23,7 +23,7 @@
  *   npm run bench -- --quick     ~6–8 min: 512 MiB file, sweep on 256 MiB, short ramp and load runs
  *   npm run bench                ~25 min: 2 GiB, 3 runs per figure (median), longer runs, 5 GiB file
  *   options: --size-mib N --concurrency C --part-mib S --runs R --sweep 1,2,4,8,16 --sweep-size-mib N
- *            --only a,b (scenario names above) --out DIR
+ *            --only a,b (scenario names above; then README.md is left alone) --out DIR --no-readme
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -40,7 +40,7 @@ import {
   reclaimDeleted,
   s3Client,
 } from './lib/stack.ts';
-import { markdown } from './report/markdown.ts';
+import { markdown, readmeSection, replaceReadmeSection } from './report/markdown.ts';
 import { throughputChart, workersChart } from './report/svg.ts';
 import type { Results } from './report/types.ts';
 import { bigFile } from './scenarios/big-file.ts';
@@ -63,6 +63,7 @@ const { values } = parseArgs({
     'sweep-size-mib': { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
+    'no-readme': { type: 'boolean', default: false },
   },
 });
 const QUICK = values.quick;
@@ -233,6 +234,12 @@ async function write(results: Results, started: Date) {
     ['latest-workers.svg', workersChart(results)],
   ];
   for (const [name, text] of files) if (text !== undefined) await fs.writeFile(path.join(out, name), text);
+  // The README's Performance section shows the latest run (not for a partial `--only` run).
+  if (!values['no-readme'] && !ONLY) {
+    const readme = await fs.readFile('README.md', 'utf8');
+    await fs.writeFile('README.md', replaceReadmeSection(readme, readmeSection(results, path.relative('.', out))));
+    log('updated the Performance section of README.md');
+  }
   console.log(md);
   log(`wrote ${out}/${stamp}.{json,md} and latest.{json,md,svg}, latest-workers.svg (${results.seconds} s)`);
 }

@@ -1,5 +1,5 @@
-import { AbortError, HTTPError, NetworkError, TimeoutError } from './errors.ts';
-import { type RetryPolicy, retryDecision } from './retry.ts';
+import { AbortError, NetworkError, TimeoutError } from './errors.ts';
+import { budgetOf, type RetryPolicy, retryDecision } from './retry.ts';
 import { httpErrorFrom } from './transport.ts';
 
 /** The coordinator's REST API (shared/API.md), typed. JSON calls go through `fetch`. */
@@ -160,9 +160,7 @@ export class ApiClient {
         return await this.#once<T>(method, path, opts);
       } catch (err) {
         if (opts.retry === false || opts.signal?.aborted) throw err;
-        const throttled = err instanceof HTTPError && this.options.retry.throttleStatusCodes.includes(err.status);
-        if (throttled) counts.throttles++;
-        else counts.retries++;
+        counts[budgetOf(err, this.options.retry)]++;
         const d = retryDecision(err, counts, this.options.retry);
         if (d.action !== 'retry') throw err;
         if (d.throttled) this.options.onThrottle?.(d.delayMs);

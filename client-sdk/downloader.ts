@@ -1,10 +1,10 @@
 import type { FileManifest } from './api.ts';
 import { AdaptiveConcurrency, type ConcurrencyOptions, type ConcurrencySnapshot } from './concurrency.ts';
 import type { TransferContext } from './context.ts';
-import { FileChangedError, HTTPError, IntegrityError, NetworkError, TimeoutError } from './errors.ts';
+import { FileChangedError, IntegrityError, NetworkError, TimeoutError } from './errors.ts';
 import { fingerprintText, type Hasher, toBase64 } from './hashing.ts';
 import { type PoolOutcome, WorkPool } from './pool.ts';
-import { type RetryPolicy, resolveRetryPolicy, retryDecision } from './retry.ts';
+import { budgetOf, type RetryPolicy, resolveRetryPolicy, retryDecision } from './retry.ts';
 import type { DownloadSink } from './sinks.ts';
 import { type Progress, RateMeter, type Transfer } from './transfer.ts';
 import { httpErrorFrom } from './transport.ts';
@@ -239,9 +239,7 @@ export async function runDownload(
       // A write of this attempt still on its way would land after the retry's: let it finish first.
       await staged?.settled();
       if (taskSignal.aborted || signal.aborted || err instanceof FileChangedError) throw err;
-      const throttled = err instanceof HTTPError && policy.throttleStatusCodes.includes(err.status);
-      if (throttled) c.throttles++;
-      else c.retries++;
+      c[budgetOf(err, policy)]++;
       // A corrupt chunk is retried like a network error: the bytes were damaged on the way.
       const d =
         err instanceof IntegrityError && c.retries <= policy.limit

@@ -75,6 +75,20 @@ export interface AttemptCounts {
   throttles: number;
 }
 
+/**
+ * Which budget a failure uses: `throttles` for "too fast" answers and for a coordinator telling
+ * the client to wait (`coordinatorCodes`), `retries` for everything else. Callers count with it
+ * before asking `retryDecision`.
+ */
+export function budgetOf(err: unknown, policy: RetryPolicy): keyof AttemptCounts {
+  if (!(err instanceof HTTPError)) return 'retries';
+  if (policy.throttleStatusCodes.includes(err.status)) return 'throttles';
+  return isCoordinatorWait(err, policy) ? 'throttles' : 'retries';
+}
+
+const isCoordinatorWait = (err: HTTPError, policy: RetryPolicy) =>
+  err.details.origin === 'coordinator' && policy.coordinatorCodes.includes(err.code);
+
 /** Backoff before retry number `n` (1-based). `random` is injectable for tests. */
 export function backoffDelay(n: number, policy: RetryPolicy, random: () => number = Math.random): number {
   const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * policy.factor ** Math.max(0, n - 1));
@@ -123,15 +137,15 @@ export function retryDecision(
     return { action: 'represign', delayMs: 0, reason: 'url_expired', throttled: false };
   }
   const throttled = policy.throttleStatusCodes.includes(err.status) || err.code === 'SlowDown';
+  // Told to wait (the key's first attempt is still held): the throttle budget, without slowing the pool.
+  const wait = isCoordinatorWait(err, policy);
   const retryable =
-    throttled ||
-    policy.statusCodes.includes(err.status) ||
-    policy.storeCodes.includes(err.code) ||
-    (err.details.origin === 'coordinator' && policy.coordinatorCodes.includes(err.code));
+    throttled || wait || policy.statusCodes.includes(err.status) || policy.storeCodes.includes(err.code);
   if (!retryable) return { action: 'fail', reason: `${err.status} ${err.code}` };
-  const exhausted = throttled ? counts.throttles > policy.throttleLimit : counts.retries > policy.limit;
+  const budget = throttled || wait ? 'throttles' : 'retries';
+  const exhausted = budget === 'throttles' ? counts.throttles > policy.throttleLimit : counts.retries > policy.limit;
   if (exhausted) return { action: 'fail', reason: `${err.status} ${err.code}: retries exhausted` };
-  const n = throttled ? counts.throttles : counts.retries;
+  const n = counts[budget];
   const backoff = backoffDelay(n, policy, random);
   const after = err.details.retryAfterMs;
   const delayMs = after !== undefined ? Math.min(policy.maxRetryAfterMs, after) : backoff;

@@ -7,7 +7,7 @@ import { HTTPError, IntegrityError, NetworkError, TimeoutError } from './errors.
 import { type ChunkDigest, fingerprint } from './hashing.ts';
 import { type PoolOutcome, WorkPool } from './pool.ts';
 import { Presigner } from './presigner.ts';
-import { type RetryPolicy, resolveRetryPolicy, retryDecision } from './retry.ts';
+import { budgetOf, type RetryPolicy, resolveRetryPolicy, retryDecision } from './retry.ts';
 import type { ChunkSource } from './sources.ts';
 import { type Progress, RateMeter, type Transfer } from './transfer.ts';
 import { type BodySource, httpErrorFrom } from './transport.ts';
@@ -302,9 +302,7 @@ export async function runUpload(
         transfer.emit('transport', { from: 'direct', to: 'relay', reason: err.message });
         return { retryInMs: 0 };
       }
-      const throttled = err instanceof HTTPError && policy.throttleStatusCodes.includes(err.status);
-      if (throttled) c.throttles++;
-      else c.retries++;
+      c[budgetOf(err, policy)]++;
       const d = retryDecision(err, c, policy);
       if (d.action === 'fail') {
         if (err instanceof HTTPError && err.code === 'BadDigest') {

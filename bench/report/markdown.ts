@@ -362,3 +362,34 @@ export function markdown(r: Results): string {
     );
   return out.join('\n');
 }
+
+export const README_START = '<!-- bench:start (written by `npm run bench`; edits here are overwritten) -->';
+export const README_END = '<!-- bench:end -->';
+
+/**
+ * The README's Performance section: the run's heading, targets and the throughput tables of
+ * `markdown(r)`, with a pointer to the whole report and the chart.
+ */
+export function readmeSection(r: Results, dir: string): string {
+  const full = markdown(r);
+  const start = full.indexOf('#### 1–2.');
+  const next = start < 0 ? -1 : full.indexOf('\n#### ', start + 1);
+  const head = start < 0 ? full : full.slice(0, next < 0 ? undefined : next);
+  return [
+    README_START,
+    head.trimEnd(),
+    '',
+    `Throughput against concurrency: [${dir}/latest.svg](${dir}/latest.svg). Every other figure (chunk latency, ` +
+      `retry rate, many files, 100 concurrent uploads, the saturation knee, the control plane, worker scaling, ` +
+      `SDK hashing threads${r.mode === 'full' ? ', the 5 GiB file' : ''}) is in [${dir}/latest.md](${dir}/latest.md).`,
+    README_END,
+  ].join('\n');
+}
+
+/** `readme` with its Performance section replaced by `section` (appended when it has none). */
+export function replaceReadmeSection(readme: string, section: string): string {
+  const a = readme.indexOf(README_START);
+  const b = readme.indexOf(README_END);
+  if (a >= 0 && b > a) return readme.slice(0, a) + section + readme.slice(b + README_END.length);
+  return `${readme.trimEnd()}\n\n## Performance\n\n${section}\n`;
+}

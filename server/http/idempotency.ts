@@ -77,20 +77,28 @@ export function idempotency(repo: IdempotencyRepository) {
 
 /**
  * Frees the key of a request that failed. A failure is often the database's own (a reset
- * connection), so the release is tried a few times on fresh connections: a key left held would
- * answer `409 idempotency_key_in_use` to the client's retries until the lease ran out.
+ * connection), so the release is tried again on fresh connections: twice before the answer, then
+ * in the background for up to RELEASE_RETRY_MS. A key left held would answer `409
+ * idempotency_key_in_use` to the client's retries until its lease ran out.
  */
 async function releaseClaim(repo: IdempotencyRepository, principal: string, key: string, token: string) {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await repo.release(principal, key, token);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+  const attempt = () =>
+    repo.release(principal, key, token).then(
+      () => true,
+      () => false,
+    );
+  if ((await attempt()) || (await sleep(50).then(attempt))) return;
+  void (async () => {
+    for (let delay = 100, waited = 0; waited < RELEASE_RETRY_MS; waited += delay, delay = Math.min(delay * 2, 2000)) {
+      await sleep(delay);
+      if (await attempt()) return;
     }
-  }
-  // Still unreachable: the lease (CLAIM_LEASE_SECONDS) frees the key.
+    // Still unreachable: the lease (CLAIM_LEASE_SECONDS) frees the key.
+  })();
 }
+
+const RELEASE_RETRY_MS = 15_000;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** SHA-256 of the body in a canonical form (object keys sorted), so key order does not matter. */
 export function hashBody(body: unknown): string {

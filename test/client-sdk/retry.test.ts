@@ -2,6 +2,7 @@ import test from 'ava';
 import { HTTPError, NetworkError, TimeoutError } from '../../client-sdk/errors.ts';
 import {
   backoffDelay,
+  budgetOf,
   defaultRetryPolicy,
   parseRetryAfter,
   resolveRetryPolicy,
@@ -74,8 +75,9 @@ test('other 4xx fail fast with the server code', (t) => {
 test('409 idempotency_key_in_use from the coordinator waits Retry-After and retries; other 409s fail', (t) => {
   const p = resolveRetryPolicy();
   const inUse = new HTTPError(409, 'idempotency_key_in_use', 'held', { origin: 'coordinator', retryAfterMs: 1000 });
-  t.like(retryDecision(inUse, { retries: 1, throttles: 0 }, p), { action: 'retry', delayMs: 1000 });
-  t.is(retryDecision(inUse, { retries: 6, throttles: 0 }, p).action, 'fail', 'within the limit');
+  t.is(budgetOf(inUse, p), 'throttles', 'a wait the server asks for, not a failure');
+  t.like(retryDecision(inUse, { retries: 0, throttles: 1 }, p), { action: 'retry', delayMs: 1000, throttled: false });
+  t.is(retryDecision(inUse, { retries: 0, throttles: 31 }, p).action, 'fail', 'within the throttle budget');
   t.is(retryDecision(inUse, { retries: 1, throttles: 0 }, { ...p, coordinatorCodes: [] }).action, 'fail');
   const fromStore = new HTTPError(409, 'idempotency_key_in_use', 'x', { origin: 'store' });
   t.is(retryDecision(fromStore, { retries: 1, throttles: 0 }, p).action, 'fail', 'only the coordinator says it');

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import test from 'ava';
 import { ConveyorClient, type UploadResult } from '../../client-sdk/index.ts';
+import { NodeHttpTransport } from '../../client-sdk/node-transport.ts';
+import type { BulkTransport } from '../../client-sdk/transport.ts';
 import { s3Configured, startTestServer, type TestServer } from '../helpers/app.ts';
 import { metricTotal, startFaultProxy } from '../helpers/fault-proxy.ts';
 import { randomFile, sha256File } from '../helpers/random-file.ts';
@@ -227,7 +229,17 @@ test('a 429 from the coordinator slows the pool, and the upload still completes'
     await srv.close();
     await f.cleanup();
   });
-  const c = new ConveyorClient({ baseUrl: srv.url, apiKey: srv.keys.alice, resumeStore: false });
+  // Each chunk PUT takes ≥ 300 ms, so chunks stay presigned-but-unreported long enough for the
+  // pool's other workers to ask for more than the server's 2 slots (hashing alone cannot pace them).
+  const bulk = new NodeHttpTransport();
+  const slow: BulkTransport = {
+    send: async (req) => {
+      if (req.method === 'PUT') await new Promise((r) => setTimeout(r, 300));
+      return bulk.send(req);
+    },
+    close: () => bulk.close(),
+  };
+  const c = new ConveyorClient({ baseUrl: srv.url, apiKey: srv.keys.alice, resumeStore: false, transport: slow });
   t.teardown(() => c.close());
   const up = c.upload(f.file, { chunkSize: 5 * MiB, concurrency: { initial: 6, max: 8 } });
   const r = await up;
