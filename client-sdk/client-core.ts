@@ -33,7 +33,7 @@ export interface ConveyorClientOptions {
   urlRewrite?: (url: string) => string;
   /**
    * Threads that read and hash upload chunks (`worker_threads` in Node, Web Workers in browsers);
-   * 0 does it in this thread. @default Node: `os.availableParallelism()` (at most 8); browsers: `navigator.hardwareConcurrency` (at most 4)
+   * 0 does it in this thread. @default Node: `os.availableParallelism() - 1` (1 to 8); browsers: `navigator.hardwareConcurrency` (at most 4)
    */
   hashWorkers?: number;
   /** Bytes of chunks read ahead of their PUTs, across all of this client's uploads. @default 256 MiB */

@@ -171,6 +171,47 @@ export async function runDownload(
   // buffer (reused across chunks), hashed on the way; no chunk is ever held whole in memory.
   const spareStaging: Uint8Array[] = [];
 
+  // Positional sinks: the whole-file SHA-256 follows the contiguous prefix of finished chunks,
+  // read back from the file (just written, so from the page cache) while later chunks are still
+  // on their way; the final check then only has the tail left instead of the whole file.
+  const whole: Hasher | undefined = sink.positional && size > 0 ? await ctx.hashes.create('sha256') : undefined;
+  let hashedTo = 0;
+  let prefixChunks = 0;
+  let catchingUp: Promise<void> | undefined;
+  let catchUpError: unknown;
+  const prefixEnd = () => {
+    while (prefixChunks < total && done.has(prefixChunks)) prefixChunks++;
+    return prefixChunks === total ? size : manifest.chunks[prefixChunks]!.start;
+  };
+  const catchUp = () => {
+    if (!whole || catchingUp || catchUpError !== undefined) return;
+    catchingUp = (async () => {
+      const buffer = new Uint8Array(Math.min(HASH_BACK_SLICE, size));
+      for (let end = prefixEnd(); hashedTo < end; end = prefixEnd()) {
+        signal.throwIfAborted();
+        const n = Math.min(HASH_BACK_SLICE, end - hashedTo);
+        whole.update(await sink.read!(hashedTo, n, buffer));
+        hashedTo += n;
+      }
+    })()
+      .catch((err) => {
+        catchUpError = err;
+      })
+      .finally(() => {
+        catchingUp = undefined;
+      });
+  };
+  /** The whole file's SHA-256, once every chunk is written. */
+  const finishWhole = async (): Promise<string> => {
+    if (!whole) return toBase64((await ctx.hashes.create('sha256')).digest());
+    while (catchingUp) await catchingUp;
+    catchUp();
+    while (catchingUp) await catchingUp;
+    if (catchUpError !== undefined) throw catchUpError;
+    if (hashedTo !== size) throw new Error(`internal: hashed ${hashedTo} of ${size} bytes`);
+    return toBase64(whole.digest());
+  };
+
   const counts = new Map<number, { retries: number; throttles: number; attempts: number }>();
   const fetchChunk = async (i: number, taskSignal: AbortSignal): Promise<PoolOutcome> => {
     const c = counts.get(i) ?? { retries: 0, throttles: 0, attempts: 0 };
@@ -224,6 +265,7 @@ export async function runDownload(
       inflight.delete(i);
       if (sink.positional) {
         done.add(i);
+        catchUp();
         await save();
       } else {
         buffered.set(i, res.body);
@@ -278,7 +320,7 @@ export async function runDownload(
     emit(true);
     let sha256: string;
     if (streamHash) sha256 = toBase64(streamHash.digest());
-    else sha256 = await hashBack(sink, size, ctx, signal);
+    else sha256 = await finishWhole();
     const verified = verify && manifest.checksumSha256 !== undefined;
     if (verified && sha256 !== manifest.checksumSha256) {
       if (stateKey) await ctx.resumeStore?.delete(stateKey);
@@ -314,16 +356,8 @@ export async function runDownload(
 }
 
 /** Whole-file SHA-256 of what a positional sink holds, read back in slices. */
-async function hashBack(sink: DownloadSink, size: number, ctx: TransferContext, signal: AbortSignal): Promise<string> {
-  const h = await ctx.hashes.create('sha256');
-  const slice = 2 * 1024 * 1024;
-  const buffer = new Uint8Array(Math.min(slice, Math.max(1, size)));
-  for (let off = 0; off < size; off += slice) {
-    signal.throwIfAborted();
-    h.update(await sink.read!(off, Math.min(slice, size - off), buffer));
-  }
-  return toBase64(h.digest());
-}
+/** Slice of a positional sink read back at a time for the whole-file SHA-256. */
+const HASH_BACK_SLICE = 2 * 1024 * 1024;
 
 /** Bytes gathered before one positional write of a streamed chunk. */
 const STAGING = 1024 * 1024;

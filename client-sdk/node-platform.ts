@@ -25,9 +25,14 @@ export const nodeHashes: HashProvider = {
   },
 };
 
-/** Threads used by default: one per core the process may use, at most 8. */
+/**
+ * Threads used by default: one per core the process may use but one, which is left to the thread
+ * that moves the bytes (at least 1, at most 8). On 2 cores, two hashing threads kept the main
+ * thread waiting for a CPU: p99 event-loop delay 28 ms during a 1 GiB upload, 14 ms with one, at
+ * the same throughput (bench/sdk-workers.ts).
+ */
 export function defaultHashWorkers(): number {
-  return Math.max(1, Math.min(8, os.availableParallelism()));
+  return Math.max(1, Math.min(8, os.availableParallelism() - 1));
 }
 
 /**

@@ -209,6 +209,29 @@ export async function runUpload(
     signal,
   });
 
+  // Reports of chunks already in the store go out in the background, a few at a time, so that a
+  // worker moves on to its next chunk instead of waiting for the coordinator. A report that fails
+  // for good (after the API client's own retries) fails the upload once the pool is done; the
+  // chunk stays in the store and the rerun's resume finds it (missingChunks reads ListParts).
+  const reporting = new Set<Promise<void>>();
+  let reportError: unknown;
+  const maxReporting = () => Math.max(1, Math.ceil(concurrency.current / 2));
+  const report = async (i: number, body: Parameters<typeof api.report>[2]) => {
+    while (reporting.size >= maxReporting()) await Promise.race(reporting);
+    const p: Promise<void> = api
+      .report(uploadId, i, body, signal)
+      .then(() => undefined)
+      .catch((err: unknown) => {
+        reportError ??= err;
+      })
+      .finally(() => reporting.delete(p));
+    reporting.add(p);
+  };
+  const reportsSettled = async () => {
+    while (reporting.size > 0) await Promise.all(reporting);
+    if (reportError !== undefined) throw reportError;
+  };
+
   const sendChunk = async (i: number, taskSignal: AbortSignal): Promise<PoolOutcome> => {
     const c = counts.get(i) ?? { attempts: 0, retries: 0, throttles: 0 };
     counts.set(i, c);
@@ -273,12 +296,8 @@ export async function runUpload(
         ps.forget(i);
         const etag = res.headers.etag;
         if (!etag) throw new NetworkError(`The store answered chunk ${i} without an ETag`, { code: 'missing_etag' });
-        await api.report(
-          uploadId,
-          i,
-          { etag, size: length, md5: prep.md5, sha256: prep.sha256, attempts: c.attempts },
-          signal,
-        );
+        if (reportError !== undefined) throw reportError;
+        await report(i, { etag, size: length, md5: prep.md5, sha256: prep.sha256, attempts: c.attempts });
       }
       inflight.delete(i);
       todo.delete(i);
@@ -289,7 +308,7 @@ export async function runUpload(
       return undefined;
     } catch (err) {
       inflight.delete(i);
-      if (taskSignal.aborted || signal.aborted) throw err;
+      if (taskSignal.aborted || signal.aborted || (reportError !== undefined && err === reportError)) throw err;
       if (
         opts.transport === 'auto' &&
         via === 'direct' &&
@@ -331,7 +350,13 @@ export async function runUpload(
       pool = new WorkPool<number>({ concurrency, run: sendChunk, compare: (a, b) => a - b });
       if (transfer.paused) pool.pause();
       for (const i of [...todo].sort((a, b) => a - b)) pool.add(i);
-      await pool.run(signal);
+      try {
+        await pool.run(signal);
+      } finally {
+        await reportsSettled().catch((err: unknown) => {
+          if (!signal.aborted) throw err;
+        });
+      }
     }
     phase = 'completing';
     emit(true);

@@ -38,7 +38,12 @@ if (only.length === 0) {
   await step('lint (biome check)', bin('biome'), ['check', '.']);
 }
 
-const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0' };
+// The AWS SDK's notice that Node 20 support ends in 2027 would repeat once per test process.
+const env: NodeJS.ProcessEnv = {
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  ...process.env,
+  FORCE_COLOR: '0',
+};
 let stopDb: (() => Promise<void>) | null = null;
 if (!env.DATABASE_URL) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'conveyor-test-pg-'));

@@ -35,6 +35,8 @@ export interface CoordinatorOptions {
   readyTimeoutMs?: number;
   /** Keep the coordinator's own rate-bucket defaults (otherwise raised to 100,000/s). @default false */
   defaults?: boolean;
+  /** Extra `node` flags (e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile the coordinator). */
+  nodeArgs?: string[];
 }
 
 /** Starts a coordinator on a free port with a fresh database; resolves once `/readyz` answers 200. */
@@ -50,7 +52,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const dataDir = path.join(os.tmpdir(), `conveyor-bench-${randomBytes(4).toString('hex')}`);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'server/main.ts'], {
     env: {
       ...process.env,
       DATABASE_URL: url.toString(),
