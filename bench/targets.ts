@@ -48,7 +48,7 @@ export function targets(r: Results): Record<string, Target> {
       d < 1
         ? `SDK ${dl.seconds} s = ${Object.entries(dl.phases ?? {})
             .map(([k, v]) => `${k} ${v} s`)
-            .join(' + ')} (verifying: the part of the whole-file SHA-256 not yet hashed while chunks arrived, read back from the file)`
+            .join(' + ')} (verifying: the tail of the whole-file SHA-256, read back from the file)`
         : undefined,
     );
   }
