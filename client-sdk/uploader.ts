@@ -324,7 +324,8 @@ export async function runUpload(
       c[budgetOf(err, policy)]++;
       const d = retryDecision(err, c, policy);
       if (d.action === 'fail') {
-        if (err instanceof HTTPError && err.code === 'BadDigest') {
+        // S3 says `BadDigest`; the coordinator (relay path, local-disk store) says `bad_digest`.
+        if (err instanceof HTTPError && (err.code === 'BadDigest' || err.code === 'bad_digest')) {
           throw new IntegrityError(
             'source_changed',
             `Chunk ${i} changed since it was hashed (the store refused its Content-MD5)`,

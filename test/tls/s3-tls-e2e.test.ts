@@ -135,7 +135,8 @@ async function roundTrip(t: ExecutionContext, api: Api, expectHttpVersion: strin
 }
 
 if (!process.env.S3_BUCKET) {
-  console.log('[tls] S3_BUCKET is not set: HTTPS-to-Ceph-RGW tests not registered (run infra/ceph-rgw.sh)');
+  // Reported as skipped (a file with no test at all fails ava).
+  test.skip('HTTPS to Ceph RGW over HTTPS (needs S3_BUCKET: bash infra/ceph-rgw.sh start)', () => {});
 } else {
   test.before(async () => {
     const pki = await makeTestPki();
