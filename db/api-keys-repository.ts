@@ -73,8 +73,17 @@ export class ApiKeysRepository {
     return { id: row.id, principal: row.principal, admin: row.admin };
   }
 
-  /** Records use at most once a minute per key, so authentication stays a read on the hot path. */
+  /**
+   * Records use at most once a minute per key, so authentication stays a read on the hot path:
+   * this process skips the write for a key it recorded less than a minute ago, and the SQL
+   * condition covers the other coordinators.
+   */
   async touch(id: number): Promise<void> {
+    const now = Date.now();
+    const last = recentlyTouched.get(id);
+    if (last !== undefined && now - last < TOUCH_INTERVAL_MS) return;
+    if (recentlyTouched.size >= 10_000) recentlyTouched.clear();
+    recentlyTouched.set(id, now);
     await this.db
       .update(apiKeys)
       .set({ lastUsedAt: sql`now()` })
@@ -112,3 +121,7 @@ export class ApiKeysRepository {
     return row ?? null;
   }
 }
+
+const TOUCH_INTERVAL_MS = 60_000;
+/** Key id → when this process last recorded its use (ms). */
+const recentlyTouched = new Map<number, number>();

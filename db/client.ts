@@ -35,6 +35,9 @@ export function openDatabase(opts: DatabaseOptions): Database {
     idleTimeoutMillis: 30_000,
     // A statement that hangs (lock waits, a dead server) must not hold a request forever.
     statement_timeout: 30_000,
+    // …and one whose connection went silent (a half-open socket, a stalled proxy) never reaches the
+    // server, whose statement_timeout cannot help: the client gives up on its own a little later.
+    query_timeout: 35_000,
     application_name: 'conveyor',
   });
   pool.on('error', (err) => opts.onPoolError?.(err));

@@ -274,6 +274,16 @@ export class UploadsRepository {
       });
   }
 
+  /** The rows of some chunks of an upload (those never presigned nor reported have none). */
+  async listChunksAt(uploadId: string, chunkIndexes: readonly number[]): Promise<ChunkRow[]> {
+    if (chunkIndexes.length === 0) return [];
+    return this.db
+      .select()
+      .from(chunks)
+      .where(and(eq(chunks.uploadId, uploadId), inArray(chunks.chunkIndex, [...chunkIndexes])))
+      .orderBy(asc(chunks.chunkIndex));
+  }
+
   async listChunks(uploadId: string): Promise<ChunkRow[]> {
     return this.db.select().from(chunks).where(eq(chunks.uploadId, uploadId)).orderBy(asc(chunks.chunkIndex));
   }

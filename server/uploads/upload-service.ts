@@ -190,7 +190,12 @@ export class UploadService {
     }
 
     return this.#o.repo.locked(upload.id, async (repo) => {
-      const current = new Map((await repo.listChunks(upload.id)).map((c) => [c.chunkIndex, c.status]));
+      // Only the batch's rows: reading all of them made each call O(chunks) and an upload O(chunks²).
+      const rows = await repo.listChunksAt(
+        upload.id,
+        chunks.map((c) => c.chunkIndex),
+      );
+      const current = new Map(rows.map((c) => [c.chunkIndex, c.status]));
       const newSlots = chunks.filter((c) => {
         const status = current.get(c.chunkIndex);
         return status !== 'PRESIGNED' && status !== 'UPLOADED';
@@ -272,7 +277,7 @@ export class UploadService {
   ): Promise<void> {
     const etag = normaliseEtag(stored.etag);
     const before = await this.#o.repo.locked(upload.id, async (repo) => {
-      const prev = (await repo.listChunks(upload.id)).find((c) => c.chunkIndex === chunkIndex);
+      const [prev] = await repo.listChunksAt(upload.id, [chunkIndex]);
       if (!OPEN.includes(upload.status)) {
         // A report repeated after completion is harmless when it says what was recorded.
         if (prev?.status === 'UPLOADED' && prev.etag === etag) return prev;
