@@ -1,4 +1,5 @@
 /** The issue's targets, checked against one run's results; a missed one says why. */
+import type { Figure } from './lib/measure.ts';
 import type { Results, Target } from './report/types.ts';
 
 const t = (target: string, value: number | null, met: boolean | null, note?: string): Target => ({
@@ -7,6 +8,13 @@ const t = (target: string, value: number | null, met: boolean | null, note?: str
   met,
   ...(note ? { note } : {}),
 });
+
+/** "8.4 (busy 88%: S3 3.1, coordinator 1.8, PostgreSQL 0.3, client and rest 3.2)" */
+export function cpuText(f: Figure): string | undefined {
+  const m = f.machineCpu;
+  if (!m) return undefined;
+  return `${m.total} (busy ${Math.round(m.busy * 100)}%: S3 ${m.s3}, coordinator ${m.coordinator}, PostgreSQL ${m.postgres}, client and rest ${m.clientAndRest})`;
+}
 
 /** Where an SDK upload's time went: its phases, the profile's categories. */
 function uploadWhy(r: Results): string | undefined {
@@ -18,8 +26,16 @@ function uploadWhy(r: Results): string | undefined {
     `SDK ${f.seconds} s = hashing ${ph.hashing ?? '?'} s (whole-file SHA-256 + per-chunk MD5/SHA-256, before init: the checksum is declared at init)`,
     `+ transfer ${ph.transferring ?? '?'} s (presign/PUT/report: ${tp.ratios.sdkDirectTransferPhaseVsCeiling}× the ceiling's rate)`,
     `+ completing ${ph.completing ?? '?'} s (the coordinator reads the object back to verify that SHA-256)`,
-    `vs lib-storage ${tp.upload.libStorage.seconds} s, which hashes nothing end to end`,
+    `vs lib-storage ${tp.upload.libStorage.seconds} s, which hashes nothing end to end.`,
   ];
+  const sdkCpu = cpuText(f);
+  const libCpu = cpuText(tp.upload.libStorage);
+  if (sdkCpu && libCpu)
+    parts.push(
+      `The machine's CPU (core-seconds) — SDK run: ${sdkCpu}; lib-storage run: ${libCpu}: with every process on the ` +
+        `same 2 cores, the integrity work (MD5 + SHA-256 per chunk, the whole-file SHA-256, the coordinator's read-back) ` +
+        `takes CPU from the S3 server itself.`,
+    );
   const p = tp.sdkUploadProfile;
   if (p)
     parts.push(

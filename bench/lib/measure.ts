@@ -1,5 +1,5 @@
 /** Small measuring helpers shared by the scenarios of `npm run bench`. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { rssOf } from './coordinator.ts';
 
@@ -26,6 +26,78 @@ export interface Figure {
   note?: string;
   /** Seconds of every run, when the figure is a median. */
   runs?: number[];
+  /** Where the machine's CPU went while this ran (core-seconds): see `machineCpu`. */
+  machineCpu?: MachineCpu;
+}
+
+/**
+ * The machine's CPU over a run, in core-seconds: everything (from /proc/stat), the S3 server's
+ * daemons (radosgw, ceph-*), PostgreSQL's processes, the coordinator, and the rest (the client
+ * that moved the bytes, the benchmark itself, anything else). On a machine where all of them share
+ * the cores, this is what a throughput figure is made of.
+ */
+export interface MachineCpu {
+  /** Busy share of all cores over the run, 0–1. */
+  busy: number;
+  total: number;
+  s3: number;
+  postgres: number;
+  coordinator: number;
+  clientAndRest: number;
+}
+
+const S3_DAEMONS = /^(radosgw|ceph-osd|ceph-mon|ceph-mgr|minio|localstack)/;
+
+function machineSnapshot(coordinatorPid: number | undefined) {
+  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const ticks = f.map(Number);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  const all = ticks.reduce((a, b) => a + b, 0);
+  const byPid = new Map<number, { group: 's3' | 'postgres' | 'coordinator'; cpu: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const group =
+      pid === coordinatorPid
+        ? 'coordinator'
+        : S3_DAEMONS.test(comm)
+          ? 's3'
+          : comm === 'postgres'
+            ? 'postgres'
+            : undefined;
+    if (group) byPid.set(pid, { group, cpu: cpuSecondsOf(pid) });
+  }
+  return { busy: (all - idle) / 100, all: all / 100, byPid };
+}
+
+/** Runs `work` and says where the machine's CPU went meanwhile (processes that exit during it are "rest"). */
+export async function machineCpu<T>(
+  coordinatorPid: number | undefined,
+  work: () => Promise<T>,
+): Promise<{ result: T; cpu: MachineCpu }> {
+  const a = machineSnapshot(coordinatorPid);
+  const result = await work();
+  const b = machineSnapshot(coordinatorPid);
+  const groups = { s3: 0, postgres: 0, coordinator: 0 };
+  for (const [pid, now] of b.byPid) groups[now.group] += now.cpu - (a.byPid.get(pid)?.cpu ?? 0);
+  const total = b.busy - a.busy;
+  return {
+    result,
+    cpu: {
+      busy: round(total / Math.max(1e-9, b.all - a.all), 2),
+      total: round(total, 2),
+      s3: round(groups.s3, 2),
+      postgres: round(groups.postgres, 2),
+      coordinator: round(groups.coordinator, 2),
+      clientAndRest: round(Math.max(0, total - groups.s3 - groups.postgres - groups.coordinator), 2),
+    },
+  };
 }
 
 export const figure = (bytes: number, seconds: number, extra: Partial<Figure> = {}): Figure => ({

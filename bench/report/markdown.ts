@@ -15,6 +15,12 @@ const phases = (f: Figure) =>
         .map(([k, v]) => `${k} ${v}`)
         .join(' · ')
     : undefined;
+const machine = (f: Figure) => {
+  const m = f.machineCpu;
+  return m
+    ? `${m.total} (${m.s3} · ${m.coordinator} · ${m.postgres} · ${m.clientAndRest}), ${Math.round(m.busy * 100)}% busy`
+    : '—';
+};
 const co = (f: Figure) =>
   f.coordinator?.peakRssMiB !== undefined
     ? `${f.coordinator.peakRssMiB} MiB · ${f.coordinator.cpuPercent}%`
@@ -74,6 +80,7 @@ export function markdown(r: Results): string {
           'vs ceiling',
           'client peak RSS (MiB)',
           'coordinator RSS · CPU',
+          'machine CPU core-s (S3 · coordinator · PG · client+rest)',
         ],
         (
           [
@@ -92,6 +99,7 @@ export function markdown(r: Results): string {
           x(f.MBps, u.ceiling.MBps),
           f.peakRssMiB,
           co(f),
+          machine(f),
         ]),
       ),
       '',
@@ -105,6 +113,7 @@ export function markdown(r: Results): string {
           'vs ceiling',
           'client peak RSS (MiB)',
           'coordinator RSS · CPU',
+          'machine CPU core-s (S3 · coordinator · PG · client+rest)',
         ],
         (
           [
@@ -122,10 +131,13 @@ export function markdown(r: Results): string {
           x(f.MBps, d.ceiling.MBps),
           f.peakRssMiB,
           co(f),
+          machine(f),
         ]),
       ),
       '',
-      'SDK figures: measured inside a child process running `bench/lib/sdk-transfer.ts` (its peak RSS is VmHWM); baselines run in the benchmark process.',
+      'SDK figures: measured inside a child process running `bench/lib/sdk-transfer.ts` (its peak RSS is VmHWM); baselines run in the benchmark process. ' +
+        'Machine CPU: the core-seconds the whole machine used during the run (/proc/stat), split into the S3 server’s daemons, the coordinator, ' +
+        'PostgreSQL and the rest (the client that moved the bytes, the benchmark process, anything else).',
       '',
     );
     if (t.sdkUploadProfile) {

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { runSdk } from '../lib/child.ts';
 import { makeFile, sha256File } from '../lib/files.ts';
-import { type Figure, figure, log, median, ratio, round, watch } from '../lib/measure.ts';
+import { type Figure, figure, log, machineCpu, median, ratio, round, watch } from '../lib/measure.ts';
 import { type ProfileSummary, summariseProfiles } from '../lib/profile.ts';
 import type { Bench } from '../lib/stack.ts';
 import {
@@ -47,7 +47,10 @@ async function sdkUpload(b: Bench, file: string, size: number, c: number, mode: 
   const args = ['upload', file, '--concurrency', String(c), '--chunk-size', String(b.part)];
   if (mode !== 'adaptive') args.push('--fixed');
   if (mode === 'relay') args.push('--transport', 'relay');
-  const w = await watch(b.coordinator.pid, () => runSdk<SdkUploadOut>(b.coordinator, args));
+  const m = await machineCpu(b.coordinator.pid, () =>
+    watch(b.coordinator.pid, () => runSdk<SdkUploadOut>(b.coordinator, args)),
+  );
+  const w = m.result;
   const r = w.result;
   b.uploaded(r.result.fileId);
   return {
@@ -58,6 +61,7 @@ async function sdkUpload(b: Bench, file: string, size: number, c: number, mode: 
       retries: r.result.retries,
       coordinator: { peakRssMiB: w.peakRssMiB, cpuPercent: w.cpuPercent },
       command: r.command,
+      machineCpu: m.cpu,
     }),
     fileId: r.result.fileId,
     sha256: r.result.sha256,
@@ -66,12 +70,15 @@ async function sdkUpload(b: Bench, file: string, size: number, c: number, mode: 
 
 async function sdkDownload(b: Bench, fileId: string, size: number, c: number, out: string): Promise<Figure> {
   const args = ['download', fileId, out, '--concurrency', String(c), '--fixed'];
-  const w = await watch(b.coordinator.pid, () =>
-    runSdk<{ seconds: number; phases: Record<string, number>; verified: boolean; retries: number }>(
-      b.coordinator,
-      args,
+  const m = await machineCpu(b.coordinator.pid, () =>
+    watch(b.coordinator.pid, () =>
+      runSdk<{ seconds: number; phases: Record<string, number>; verified: boolean; retries: number }>(
+        b.coordinator,
+        args,
+      ),
     ),
   );
+  const w = m.result;
   const r = w.result;
   return figure(size, r.result.seconds, {
     phases: r.result.phases,
@@ -80,6 +87,7 @@ async function sdkDownload(b: Bench, fileId: string, size: number, c: number, ou
     retries: r.result.retries,
     coordinator: { peakRssMiB: w.peakRssMiB, cpuPercent: w.cpuPercent },
     command: r.command,
+    machineCpu: m.cpu,
     note: 'includes the SDK’s whole-file SHA-256 check (phase verifying)',
   });
 }
@@ -87,9 +95,11 @@ async function sdkDownload(b: Bench, fileId: string, size: number, c: number, ou
 /** A baseline in this process, with the coordinator watched too (it should be idle). */
 async function inProcess(b: Bench, fn: () => Promise<Figure>): Promise<Figure> {
   const rss0 = process.memoryUsage().rss;
-  const w = await watch(b.coordinator.pid, fn);
+  const m = await machineCpu(b.coordinator.pid, () => watch(b.coordinator.pid, fn));
+  const w = m.result;
   return {
     ...w.result,
+    machineCpu: m.cpu,
     peakRssMiB: round(Math.max(rss0, process.memoryUsage().rss) / MiB),
     note: 'runs in the benchmark process (RSS: that process)',
   };
