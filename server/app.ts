@@ -110,6 +110,7 @@ export function createApp(deps: AppDeps): App {
     presignTtlSeconds: config.presignTtlSeconds,
     uploadTtlHours: config.uploadTtlHours,
     maxInflightPerUpload: config.maxInflightPerUpload,
+    wholeFileVerify: config.wholeFileVerify,
     quotas: new Quotas({
       principals: repos.principals,
       metrics: deps.metrics,

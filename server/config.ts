@@ -143,6 +143,19 @@ const SPEC = {
   /** Default quota: bytes of a principal's completed files plus open uploads; 0 = unlimited. @default 0 */
   quotaMaxTotalBytes: { env: 'QUOTA_MAX_TOTAL_BYTES', schema: int(0), default: '0' },
   /**
+   * How a whole-file `checksumSha256` declared at init is checked before `COMPLETED`: `read-back`
+   * reads the object back once and hashes it (the declared SHA-256 is then proven); `parts` accepts
+   * it when every part's ETag in the store is the MD5 the client declared for that chunk (signed
+   * into its URL as Content-MD5, so the store checked the bytes), skipping the read (S3 CPU, time
+   * and GET traffic for large files), and reads back whenever that cannot be shown (a chunk with no
+   * MD5, relayed chunks, SSE-KMS ETags). @default read-back
+   */
+  wholeFileVerify: {
+    env: 'WHOLE_FILE_VERIFY',
+    schema: z.enum(['read-back', 'parts'], { error: 'expected read-back or parts' }),
+    default: 'read-back',
+  },
+  /**
    * Server-side encryption of uploads that do not ask for one: `none` (the bucket's default),
    * `SSE-S3` or `SSE-KMS` (with SSE_KMS_KEY_ID). @default none
    */

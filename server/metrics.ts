@@ -22,6 +22,12 @@ export function createMetrics() {
   const r = [registry];
   return {
     registry,
+    wholeFileVerifications: new Counter({
+      name: 'whole_file_verifications_total',
+      help: 'Whole-file SHA-256 checks at completion, by method (read-back: the object was read and hashed; parts: every part ETag matched its declared MD5)',
+      labelNames: ['method'] as const,
+      registers: r,
+    }),
     chunksUploaded: new Counter({
       name: 'chunks_uploaded_total',
       help: 'Chunks stored (reported direct uploads and relayed chunks)',

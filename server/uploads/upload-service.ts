@@ -29,6 +29,8 @@ export interface UploadServiceOptions {
   uploadTtlHours: number;
   /** A presign batch may take at most this many new slots (MAX_INFLIGHT_PER_UPLOAD). */
   maxInflightPerUpload: number;
+  /** WHOLE_FILE_VERIFY: how a declared whole-file SHA-256 is checked at completion. @default 'read-back' */
+  wholeFileVerify?: 'read-back' | 'parts';
   /** Per-principal quotas (server/uploads/quotas.ts). @default none */
   quotas?: Quotas;
   /** Encryption of uploads that ask for none (SSE_DEFAULT). @default the bucket's default */
@@ -417,8 +419,11 @@ export class UploadService {
       }
       // The database learns the store's view (ETags of chunks never reported, or re-sent);
       // chunks that were still leased give their slots back.
+      let partsProven = false;
       await this.#o.repo.locked(upload.id, async (repo) => {
-        const before = new Map((await repo.listChunks(upload.id)).map((c) => [c.chunkIndex, c.status]));
+        const rows = await repo.listChunks(upload.id);
+        partsProven = this.#o.wholeFileVerify === 'parts' && partsMatchDeclaredMd5(parts, rows);
+        const before = new Map(rows.map((c) => [c.chunkIndex, c.status]));
         let held = 0;
         for (const p of parts) {
           if (before.get(p.partNumber - 1) === 'PRESIGNED') held++;
@@ -438,7 +443,7 @@ export class UploadService {
           parts: parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag })),
         }),
       );
-      return await this.#verifyAndSeal(upload, result);
+      return await this.#verifyAndSeal(upload, result, partsProven);
     } catch (err) {
       if (isObjectStoreError(err, 'no_such_upload')) {
         // An earlier attempt completed it in the store and died before recording it.
@@ -452,11 +457,22 @@ export class UploadService {
     }
   }
 
-  async #verifyAndSeal(upload: UploadRow, object: { etag: string; size: number }): Promise<CompletedView> {
+  /**
+   * `partsProven`: every part's ETag is the MD5 the client declared for it (WHOLE_FILE_VERIFY=parts),
+   * so the declared SHA-256 is accepted without reading the object back.
+   */
+  async #verifyAndSeal(
+    upload: UploadRow,
+    object: { etag: string; size: number },
+    partsProven = false,
+  ): Promise<CompletedView> {
     if (object.size !== upload.fileSize) {
       return this.#fail(upload, `The object is ${object.size} bytes; ${upload.fileSize} were declared.`);
     }
-    if (upload.checksumSha256) {
+    if (upload.checksumSha256 && partsProven) {
+      this.#o.metrics.wholeFileVerifications.inc({ method: 'parts' });
+    } else if (upload.checksumSha256) {
+      this.#o.metrics.wholeFileVerifications.inc({ method: 'read-back' });
       const actual = await this.#wholeFileSha256(upload.objectKey);
       if (actual !== upload.checksumSha256) {
         return this.#fail(upload, `SHA-256 of the object is ${actual}; ${upload.checksumSha256} was declared.`);
@@ -551,4 +567,23 @@ export function assertOpen(upload: UploadRow): void {
   if (!OPEN.includes(upload.status)) {
     throw new ApiError('upload_not_in_progress', `The upload is ${upload.status}.`, { status: upload.status });
   }
+}
+
+/**
+ * True when every part the store holds has a recorded MD5 (declared by the client, signed into the
+ * part's URL as Content-MD5) equal to the part's ETag — the MD5 the store computed of the bytes it
+ * kept. Not so for an ETag that is no MD5 (SSE-KMS, SSE-C) or a chunk without a declared MD5.
+ */
+export function partsMatchDeclaredMd5(
+  parts: ReadonlyArray<{ partNumber: number; etag: string }>,
+  rows: ReadonlyArray<{ chunkIndex: number; md5: string | null }>,
+): boolean {
+  if (parts.length === 0) return false;
+  const md5 = new Map(rows.map((r) => [r.chunkIndex, r.md5]));
+  return parts.every((p) => {
+    const declared = md5.get(p.partNumber - 1);
+    if (!declared) return false;
+    const etag = p.etag.replace(/^(W\/)?"|"$/g, '').toLowerCase();
+    return /^[0-9a-f]{32}$/.test(etag) && Buffer.from(declared, 'base64').toString('hex') === etag;
+  });
 }

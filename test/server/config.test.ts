@@ -39,6 +39,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['PRESIGN_TTL_SECONDS', '604801', /PRESIGN_TTL_SECONDS/],
   ['S3_FORCE_PATH_STYLE', 'maybe', /S3_FORCE_PATH_STYLE="maybe": expected true or false/],
   ['LOG_LEVEL', 'loud', /LOG_LEVEL="loud"/],
+  ['WHOLE_FILE_VERIFY', 'never', /WHOLE_FILE_VERIFY="never".*read-back or parts/],
   ['S3_ENDPOINT', 'not a url', /S3_ENDPOINT="not a url"/],
   ['REDIS_URL', 'http://x', /REDIS_URL/],
 ];
