@@ -36,6 +36,12 @@ function uploadWhy(r: Results): string | undefined {
         `same 2 cores, the integrity work (MD5 + SHA-256 per chunk, the whole-file SHA-256, the coordinator's read-back) ` +
         `takes CPU from the S3 server itself.`,
     );
+  const pv = tp.upload.sdkDirectPartsVerify;
+  if (pv)
+    parts.push(
+      `With WHOLE_FILE_VERIFY=parts (no read-back) the same upload took ${pv.seconds} s: ` +
+        `${tp.ratios.sdkDirectPartsVerifyVsLibStorage}× lib-storage, ${tp.ratios.sdkDirectPartsVerifyVsCeiling}× the ceiling.`,
+    );
   const p = tp.sdkUploadProfile;
   if (p)
     parts.push(

@@ -86,21 +86,24 @@ export function markdown(r: Results): string {
           [
             ['SDK direct (presigned PUTs)', u.sdkDirect],
             ['SDK direct, adaptive pool', u.sdkDirectAdaptive],
+            ['SDK direct, coordinator with `WHOLE_FILE_VERIFY=parts` (no read-back)', u.sdkDirectPartsVerify],
             ['SDK relay (through the coordinator)', u.sdkRelay],
             ['`@aws-sdk/lib-storage` `Upload`', u.libStorage],
             ['ceiling: presigned PUTs, no coordinator, no hashing', u.ceiling],
-          ] as Array<[string, Figure]>
-        ).map(([n, f]) => [
-          n,
-          f.MBps,
-          f.seconds,
-          phases(f),
-          x(f.MBps, u.libStorage.MBps),
-          x(f.MBps, u.ceiling.MBps),
-          f.peakRssMiB,
-          co(f),
-          machine(f),
-        ]),
+          ] as Array<[string, Figure | undefined]>
+        )
+          .filter((row): row is [string, Figure] => row[1] !== undefined)
+          .map(([n, f]) => [
+            n,
+            f.MBps,
+            f.seconds,
+            phases(f),
+            x(f.MBps, u.libStorage.MBps),
+            x(f.MBps, u.ceiling.MBps),
+            f.peakRssMiB,
+            co(f),
+            machine(f),
+          ]),
       ),
       '',
       table(

@@ -10,10 +10,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { runSdk } from '../lib/child.ts';
+import { type Coordinator, startCoordinator } from '../lib/coordinator.ts';
 import { makeFile, sha256File } from '../lib/files.ts';
 import { type Figure, figure, log, machineCpu, median, ratio, round, watch } from '../lib/measure.ts';
 import { type ProfileSummary, summariseProfiles } from '../lib/profile.ts';
-import type { Bench } from '../lib/stack.ts';
+import { BENCH_COORDINATOR_ENV, type Bench } from '../lib/stack.ts';
 import {
   ceilingDownload,
   ceilingUpload,
@@ -43,13 +44,18 @@ interface SdkUploadOut {
 const MiB = 1024 * 1024;
 
 /** One SDK upload in a child process, as a Figure (+ fileId). */
-async function sdkUpload(b: Bench, file: string, size: number, c: number, mode: 'fixed' | 'adaptive' | 'relay') {
+async function sdkUpload(
+  b: Bench,
+  file: string,
+  size: number,
+  c: number,
+  mode: 'fixed' | 'adaptive' | 'relay',
+  co: Coordinator = b.coordinator,
+) {
   const args = ['upload', file, '--concurrency', String(c), '--chunk-size', String(b.part)];
   if (mode !== 'adaptive') args.push('--fixed');
   if (mode === 'relay') args.push('--transport', 'relay');
-  const m = await machineCpu(b.coordinator.pid, () =>
-    watch(b.coordinator.pid, () => runSdk<SdkUploadOut>(b.coordinator, args)),
-  );
+  const m = await machineCpu(co.pid, () => watch(co.pid, () => runSdk<SdkUploadOut>(co, args)));
   const w = m.result;
   const r = w.result;
   b.uploaded(r.result.fileId);
@@ -141,6 +147,12 @@ export async function throughput(b: Bench, o: ThroughputOptions) {
   const sdkAdaptive = await measure('upload: SDK direct, adaptive', () =>
     dropAfter(() => sdkUpload(b, file, o.size, C, 'adaptive')),
   );
+  // The same upload through a coordinator that checks the whole-file SHA-256 from the parts'
+  // ETags instead of reading the object back (WHOLE_FILE_VERIFY=parts).
+  const partsCoordinator = await startCoordinator({ env: { ...BENCH_COORDINATOR_ENV, WHOLE_FILE_VERIFY: 'parts' } });
+  const sdkPartsVerify = await measure('upload: SDK direct, WHOLE_FILE_VERIFY=parts', () =>
+    dropAfter(() => sdkUpload(b, file, o.size, C, 'fixed', partsCoordinator)),
+  ).finally(() => partsCoordinator.stop());
   const sdkRelay = await measure('upload: SDK relay', () => dropAfter(() => sdkUpload(b, file, o.size, C, 'relay')));
   const libStorage = await measure('upload: lib-storage', () =>
     inProcess(b, () => libStorageUpload(b, file, o.size, C, baseKey)),
@@ -175,6 +187,8 @@ export async function throughput(b: Bench, o: ThroughputOptions) {
   const ratios = {
     sdkDirectVsLibStorage: ratio(sdkDirect.MBps, libStorage.MBps),
     sdkDirectVsCeiling: ratio(sdkDirect.MBps, ceiling.MBps),
+    sdkDirectPartsVerifyVsLibStorage: ratio(sdkPartsVerify.MBps, libStorage.MBps),
+    sdkDirectPartsVerifyVsCeiling: ratio(sdkPartsVerify.MBps, ceiling.MBps),
     sdkRelayVsDirect: ratio(sdkRelay.MBps, sdkDirect.MBps),
     sdkDownloadVsGetObject: ratio(dlSdk.MBps, getObject.MBps),
     sdkDownloadVsCeiling: ratio(dlSdk.MBps, dlCeiling.MBps),
@@ -230,6 +244,7 @@ export async function throughput(b: Bench, o: ThroughputOptions) {
     upload: {
       sdkDirect: strip(sdkDirect),
       sdkDirectAdaptive: strip(sdkAdaptive),
+      sdkDirectPartsVerify: strip(sdkPartsVerify),
       sdkRelay: strip(sdkRelay),
       libStorage,
       ceiling,
