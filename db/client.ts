@@ -47,8 +47,23 @@ export function openDatabase(opts: DatabaseOptions): Database {
   // that holds it answers 503.
   pool.on('connect', (client) => client.on('error', () => {}));
   const db = drizzle({ client: pool, schema });
-  return { pool, db, close: () => pool.end() };
+  return {
+    pool,
+    db,
+    // pool.end() waits until every checked-out client has been given back: one that an error path
+    // never released (seen after PostgreSQL restarts under load) would hold shutdown forever.
+    close: async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = new Promise<void>((r) => {
+        timer = setTimeout(r, CLOSE_TIMEOUT_MS);
+      });
+      await Promise.race([pool.end(), waited]);
+      clearTimeout(timer);
+    },
+  };
 }
+
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
  * Applies the committed drizzle-kit migrations. Two coordinators starting together must not

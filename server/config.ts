@@ -122,6 +122,13 @@ const SPEC = {
    * at start-up): for a throwaway test endpoint only, never in production. @default true
    */
   s3TlsVerify: { env: 'S3_TLS_VERIFY', schema: bool, default: 'true' },
+  /**
+   * Longest wait for the object store's answer to one control call (create, list parts, head,
+   * abort, delete; a GET until its headers), after which the request answers `503
+   * object_store_unavailable` instead of hanging. Relayed part uploads and the final
+   * CompleteMultipartUpload (minutes for large objects on S3) are not timed. @default 20
+   */
+  s3RequestTimeoutSeconds: { env: 'S3_REQUEST_TIMEOUT_SECONDS', schema: int(1, 3600), default: '20' },
   /** Prefix of every object key Conveyor writes. @default "" */
   s3Prefix: { env: 'S3_PREFIX', schema: z.string().trim().max(512), default: '' },
   /** `principal:key,principal:key`: principals and keys seeded at start-up (stored hashed). */

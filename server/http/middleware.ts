@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { StoreUnavailableError } from '../storage/errors.ts';
 import { ApiError, ERRORS, isApiError } from './errors.ts';
 
 /** What every request carries in `ctx.state`. */
@@ -42,6 +43,16 @@ export function requestContext(logger: Logger, metrics: Metrics) {
       else ctx.state.log.debug(line, 'request');
     }
   };
+}
+
+/**
+ * The object store timed out, could not be reached, or answered 5xx after the S3 client's own
+ * retries (an SDK error with `$metadata.httpStatusCode`).
+ */
+function isStoreDown(err: unknown): boolean {
+  if (err instanceof StoreUnavailableError) return true;
+  const status = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return typeof status === 'number' && status >= 500;
 }
 
 /** Codes of PostgreSQL/pg errors that mean "the database is not there right now". */
@@ -114,6 +125,8 @@ function toApiError(err: unknown): ApiError {
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported')
     return new ApiError('unsupported_media_type');
   if (e?.type === 'request.aborted') return new ApiError('invalid_request', 'The client aborted the request.');
+  // Before the database check: a socket error from S3 carries the same ECONNREFUSED-style codes.
+  if (isStoreDown(err)) return new ApiError('object_store_unavailable', undefined, {}, { 'Retry-After': '2' });
   if (isDatabaseDown(err)) return new ApiError('database_unavailable', undefined, {}, { 'Retry-After': '2' });
   // zlib refusing a body sent with Content-Encoding it does not actually have.
   // (Brotli's decoder says so with codes such as ERR__ERROR_FORMAT_PADDING_2.)

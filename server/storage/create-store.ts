@@ -17,6 +17,7 @@ export async function createObjectStore(config: Config, metrics?: Metrics): Prom
       ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
       forcePathStyle: config.s3ForcePathStyle,
       prefix: config.s3Prefix,
+      requestTimeoutMs: config.s3RequestTimeoutSeconds * 1000,
       ...s3Tls(config),
       onRequest: (operation, seconds, ok) =>
         metrics?.objectStoreRequestDuration.observe({ operation, outcome: ok ? 'ok' : 'error' }, seconds),

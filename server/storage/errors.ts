@@ -35,3 +35,30 @@ export class ObjectStoreError extends Error {
 export function isObjectStoreError(err: unknown, code?: ObjectStoreErrorCode): err is ObjectStoreError {
   return err instanceof ObjectStoreError && (code === undefined || err.code === code);
 }
+
+/**
+ * The store did not answer in time, or could not be reached (refused, reset, DNS): transient, and
+ * answered `503 object_store_unavailable` with Retry-After. `cause` is the underlying error.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
+
+/** A failure to reach the store at all (no HTTP answer): a socket error code, no HTTP status. */
+export function isNetworkFailure(err: unknown): boolean {
+  const e = err as { code?: unknown; $metadata?: { httpStatusCode?: number } } | undefined;
+  return typeof e?.code === 'string' && NETWORK_CODES.has(e.code) && e.$metadata?.httpStatusCode === undefined;
+}

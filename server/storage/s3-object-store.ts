@@ -14,7 +14,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { isObjectStoreError, ObjectStoreError } from './errors.ts';
+import { isNetworkFailure, isObjectStoreError, ObjectStoreError, StoreUnavailableError } from './errors.ts';
 import { assertPartList } from './multipart-rules.ts';
 import type {
   CompleteInput,
@@ -60,6 +60,11 @@ export interface S3ObjectStoreOptions {
    * access denied); "not found", "no such upload", "bad digest" and the like count as ok.
    */
   onRequest?: (operation: string, seconds: number, ok: boolean) => void;
+  /**
+   * Longest wait for an answer (a GET: its headers) before `StoreUnavailableError`; UploadPart
+   * and CompleteMultipartUpload are not timed. @default none
+   */
+  requestTimeoutMs?: number;
   /** Clock used as the signing date of presigned URLs. @default Date.now */
   now?: () => number;
   /**
@@ -120,6 +125,7 @@ export class S3ObjectStore implements ObjectStore {
    * its own policy (MAX_RETRIES, full-jitter backoff), which is also what `retries_total` counts.
    */
   readonly #dataClient: S3Client;
+  readonly #requestTimeoutMs: number | undefined;
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #presigner: S3Presigner;
@@ -154,6 +160,7 @@ export class S3ObjectStore implements ObjectStore {
     this.#prefix = options.prefix ?? '';
     this.#maxParts = maxParts;
     this.#onRequest = options.onRequest;
+    this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#now = options.now ?? Date.now;
     this.#presigner = new S3Presigner(
       resolveLocation(options),
@@ -412,17 +419,48 @@ export class S3ObjectStore implements ObjectStore {
   ): Promise<O> {
     const started = performance.now();
     let ok = false;
+    // Not timed: UploadPart carries a part's bytes, and S3 may take minutes to assemble a large
+    // object on CompleteMultipartUpload (it keeps the connection alive meanwhile).
+    const timeoutMs = UNTIMED.has(operation) ? undefined : this.#requestTimeoutMs;
+    // The caller's signal still reaches the request after the answer (a GET body it stops reading).
+    const ac = new AbortController();
+    if (abortSignal?.aborted) ac.abort(abortSignal.reason);
+    else abortSignal?.addEventListener('abort', () => ac.abort(abortSignal.reason), { once: true });
+    let timedOut = false;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            ac.abort(new Error(`${operation}: no answer from the object store within ${timeoutMs} ms`));
+          }, timeoutMs);
     try {
-      const out = await send({ abortSignal });
+      const out = await send({ abortSignal: ac.signal });
       ok = true;
       return out;
     } catch (err) {
+      if (timedOut && !abortSignal?.aborted) {
+        throw new StoreUnavailableError(`${operation}: no answer from the object store within ${timeoutMs} ms`, {
+          cause: err,
+        });
+      }
+      if (isNetworkFailure(err)) {
+        throw new StoreUnavailableError(
+          `${operation}: the object store cannot be reached (${(err as Error).message})`,
+          {
+            cause: err,
+          },
+        );
+      }
       const mapped = toObjectStoreError(err, mapping);
       // A definite S3 answer the caller acts on (404, BadDigest, ...) is the store working as it should.
       ok = mapped instanceof ObjectStoreError;
       throw mapped;
     } finally {
+      clearTimeout(timer);
       this.#onRequest?.(operation, (performance.now() - started) / 1000, ok);
     }
   }
 }
+
+const UNTIMED = new Set(['UploadPart', 'CompleteMultipartUpload']);
