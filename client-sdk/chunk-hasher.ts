@@ -4,7 +4,7 @@ import type { ChunkSource } from './sources.ts';
 import { type WorkerPool, WorkerUnavailableError } from './worker-pool.ts';
 
 /** Largest read while hashing without keeping the bytes: a 5 GiB chunk is never read whole. */
-const HASH_SLICE = 8 * 1024 * 1024;
+const HASH_SLICE = 1024 * 1024;
 
 /** One chunk read and hashed. */
 export interface PreparedChunk {

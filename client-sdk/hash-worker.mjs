@@ -20,8 +20,8 @@ if (process.platform === 'linux') {
   }
 }
 
-/** Largest read when the bytes are not kept. */
-const SLICE = 8 * 1024 * 1024;
+/** Largest read when the bytes are not kept (1 MiB hashes as fast as 8 and holds 7 MiB less for the thread's life). */
+const SLICE = 1024 * 1024;
 let scratch;
 
 /** Reads exactly `view.byteLength` bytes at `position` into `view`. */
