@@ -21,6 +21,42 @@ const machine = (f: Figure) => {
     ? `${m.total} (${m.s3} · ${m.coordinator} · ${m.postgres} · ${m.clientAndRest}), ${Math.round(m.busy * 100)}% busy`
     : '—';
 };
+/** One direction's contenders, each against the baseline and the ceiling. */
+function contenders(
+  what: string,
+  baselineName: string,
+  baseline: Figure,
+  ceiling: Figure,
+  rows: Array<[string, Figure | undefined]>,
+): string {
+  return table(
+    [
+      what,
+      'MB/s',
+      's',
+      'phases (s)',
+      `vs ${baselineName}`,
+      'vs ceiling',
+      'client peak RSS (MiB)',
+      'coordinator RSS · CPU',
+      'machine CPU core-s (S3 · coordinator · PG · client+rest)',
+    ],
+    rows
+      .filter((row): row is [string, Figure] => row[1] !== undefined)
+      .map(([n, f]) => [
+        n,
+        f.MBps,
+        f.seconds,
+        phases(f),
+        x(f.MBps, baseline.MBps),
+        x(f.MBps, ceiling.MBps),
+        f.peakRssMiB,
+        co(f),
+        machine(f),
+      ]),
+  );
+}
+
 const co = (f: Figure) =>
   f.coordinator?.peakRssMiB !== undefined
     ? `${f.coordinator.peakRssMiB} MiB · ${f.coordinator.cpuPercent}%`
@@ -70,73 +106,21 @@ export function markdown(r: Results): string {
     out.push(
       `#### 1–2. Throughput: one ${t.sizeMiB} MiB file, ${r.partSizeMiB} MiB parts, concurrency ${t.concurrency} for every contender (median of ${t.runs})`,
       '',
-      table(
-        [
-          'upload',
-          'MB/s',
-          's',
-          'phases (s)',
-          'vs lib-storage',
-          'vs ceiling',
-          'client peak RSS (MiB)',
-          'coordinator RSS · CPU',
-          'machine CPU core-s (S3 · coordinator · PG · client+rest)',
-        ],
-        (
-          [
-            ['SDK direct (presigned PUTs)', u.sdkDirect],
-            ['SDK direct, adaptive pool', u.sdkDirectAdaptive],
-            ['SDK direct, coordinator with `WHOLE_FILE_VERIFY=parts` (no read-back)', u.sdkDirectPartsVerify],
-            ['SDK relay (through the coordinator)', u.sdkRelay],
-            ['`@aws-sdk/lib-storage` `Upload`', u.libStorage],
-            ['ceiling: presigned PUTs, no coordinator, no hashing', u.ceiling],
-          ] as Array<[string, Figure | undefined]>
-        )
-          .filter((row): row is [string, Figure] => row[1] !== undefined)
-          .map(([n, f]) => [
-            n,
-            f.MBps,
-            f.seconds,
-            phases(f),
-            x(f.MBps, u.libStorage.MBps),
-            x(f.MBps, u.ceiling.MBps),
-            f.peakRssMiB,
-            co(f),
-            machine(f),
-          ]),
-      ),
+      contenders('upload', 'lib-storage', u.libStorage, u.ceiling, [
+        ['SDK direct (presigned PUTs)', u.sdkDirect],
+        ['SDK direct, adaptive pool', u.sdkDirectAdaptive],
+        ['SDK direct, coordinator with `WHOLE_FILE_VERIFY=parts` (no read-back)', u.sdkDirectPartsVerify],
+        ['SDK relay (through the coordinator)', u.sdkRelay],
+        ['`@aws-sdk/lib-storage` `Upload`', u.libStorage],
+        ['ceiling: presigned PUTs, no coordinator, no hashing', u.ceiling],
+      ]),
       '',
-      table(
-        [
-          'download',
-          'MB/s',
-          's',
-          'phases (s)',
-          'vs one GetObject',
-          'vs ceiling',
-          'client peak RSS (MiB)',
-          'coordinator RSS · CPU',
-          'machine CPU core-s (S3 · coordinator · PG · client+rest)',
-        ],
-        (
-          [
-            ['SDK parallel ranged GETs (+ SHA-256 check)', d.sdk],
-            ['coordinator streaming endpoint', d.serverStream],
-            ['one `GetObject` stream', d.getObject],
-            ['ceiling: parallel ranged GETs, no coordinator', d.ceiling],
-          ] as Array<[string, Figure]>
-        ).map(([n, f]) => [
-          n,
-          f.MBps,
-          f.seconds,
-          phases(f),
-          x(f.MBps, d.getObject.MBps),
-          x(f.MBps, d.ceiling.MBps),
-          f.peakRssMiB,
-          co(f),
-          machine(f),
-        ]),
-      ),
+      contenders('download', 'one GetObject', d.getObject, d.ceiling, [
+        ['SDK parallel ranged GETs (+ SHA-256 check)', d.sdk],
+        ['coordinator streaming endpoint', d.serverStream],
+        ['one `GetObject` stream', d.getObject],
+        ['ceiling: parallel ranged GETs, no coordinator', d.ceiling],
+      ]),
       '',
       'SDK figures: measured inside a child process running `bench/lib/sdk-transfer.ts` (its peak RSS is VmHWM); baselines run in the benchmark process. ' +
         'Machine CPU: the core-seconds the whole machine used during the run (/proc/stat), split into the S3 server’s daemons, the coordinator, ' +
