@@ -69,13 +69,13 @@ export async function receiveChunk(
 
   if (budget.tryTake(size)) {
     try {
-      const buffer = hashing.alloc(size);
+      const incoming = hashing.alloc(size);
       let at = 0;
       for await (const chunk of counted()) {
-        chunk.copy(buffer, at);
+        chunk.copy(incoming, at);
         at += chunk.length;
       }
-      const digest = await hashing.md5({ bytes: buffer });
+      const { md5: digest, bytes: buffer } = await hashing.md5Held(incoming);
       let released = false;
       return {
         size,
@@ -97,7 +97,7 @@ export async function receiveChunk(
   let digest: string;
   try {
     await pipeline(Readable.from(counted()), createWriteStream(file, { mode: 0o600 }));
-    digest = await hashing.md5({ file });
+    digest = await hashing.md5File(file);
   } catch (err) {
     await fs.rm(file, { force: true });
     throw err;

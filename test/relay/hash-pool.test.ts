@@ -11,19 +11,38 @@ const MiB = 1024 * 1024;
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('base64');
 
 for (const threads of [0, 2]) {
-  test(`${threads} threads: MD5 of a shared buffer and of a spool file`, async (t) => {
+  test(`${threads} threads: MD5 of a held buffer and of a spool file`, async (t) => {
     const pool = new RelayHashPool(threads);
     t.teardown(() => pool.close());
     const data = randomBytes(3 * MiB + 5);
     const held = pool.alloc(data.length);
     data.copy(held);
-    t.is(held.buffer instanceof SharedArrayBuffer, threads > 0, 'shared with the threads, not copied');
-    t.is(await pool.md5({ bytes: held }), md5(data));
+    const out = await pool.md5Held(held);
+    t.is(out.md5, md5(data));
+    t.true(out.bytes.equals(data), 'the bytes come back whole');
+    t.false(out.bytes.buffer instanceof SharedArrayBuffer, 'never shared memory (it was never freed)');
+    if (threads > 0) t.is(held.byteLength, 0, 'moved to the thread and back, not copied: the original is detached');
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'conveyor-hash-'));
     t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
     await fs.writeFile(path.join(dir, 'c.part'), data);
-    t.is(await pool.md5({ file: path.join(dir, 'c.part') }), md5(data));
-    t.true(held.equals(data), 'the buffer is still usable here afterwards');
+    t.is(await pool.md5File(path.join(dir, 'c.part')), md5(data));
+  });
+
+  test(`${threads} threads: 512 MiB of chunks hashed one after another leave memory flat`, async (t) => {
+    // The bug this guards: chunks shared with the threads (SharedArrayBuffer) were never freed, and
+    // a coordinator's RSS grew by every byte it relayed.
+    const pool = new RelayHashPool(threads);
+    t.teardown(() => pool.close());
+    await pool.md5Held(pool.alloc(MiB)); // threads started before the baseline
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < 64; i++) {
+      const held = pool.alloc(8 * MiB);
+      held.fill(i + 1); // written, so resident (untouched pages would not show)
+      await pool.md5Held(held);
+    }
+    const grown = (process.memoryUsage().rss - before) / MiB;
+    t.log(`RSS grew ${grown.toFixed(0)} MiB over 64 × 8 MiB`);
+    t.true(grown < 200, `RSS grew ${grown.toFixed(0)} MiB`);
   });
 }
 
@@ -36,13 +55,14 @@ test('queue depth and busy threads count the jobs waiting and running', async (t
     return b;
   });
   t.deepEqual([pool.queued, pool.busy], [0, 0]);
-  const all = Promise.all(bufs.map((bytes) => pool.md5({ bytes })));
+  const expected = bufs.map(md5); // before the buffers move to the thread
+  const all = Promise.all(bufs.map(async (bytes) => (await pool.md5Held(bytes)).md5));
   // Piscina hands one job to its one thread and queues the others.
   await new Promise((r) => setImmediate(r));
   t.is(pool.busy, 1);
   t.true(pool.queued >= 1, `queued: ${pool.queued}`);
   const digests = await all;
-  t.deepEqual(digests, bufs.map(md5));
+  t.deepEqual(digests, expected);
   t.deepEqual([pool.queued, pool.busy], [0, 0]);
 });
 
