@@ -355,7 +355,6 @@ export async function runDownload(
   }
 }
 
-/** Whole-file SHA-256 of what a positional sink holds, read back in slices. */
 /** Slice of a positional sink read back at a time for the whole-file SHA-256. */
 const HASH_BACK_SLICE = 2 * 1024 * 1024;
 

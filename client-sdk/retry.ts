@@ -82,9 +82,12 @@ export interface AttemptCounts {
  */
 export function budgetOf(err: unknown, policy: RetryPolicy): keyof AttemptCounts {
   if (!(err instanceof HTTPError)) return 'retries';
-  if (policy.throttleStatusCodes.includes(err.status)) return 'throttles';
-  return isCoordinatorWait(err, policy) ? 'throttles' : 'retries';
+  return isThrottle(err, policy) || isCoordinatorWait(err, policy) ? 'throttles' : 'retries';
 }
+
+/** "Too fast": a throttling status, or S3's `SlowDown` whatever status carries it. */
+const isThrottle = (err: HTTPError, policy: RetryPolicy) =>
+  policy.throttleStatusCodes.includes(err.status) || err.code === 'SlowDown';
 
 const isCoordinatorWait = (err: HTTPError, policy: RetryPolicy) =>
   err.details.origin === 'coordinator' && policy.coordinatorCodes.includes(err.code);
@@ -136,13 +139,12 @@ export function retryDecision(
     if (counts.retries > policy.limit) return { action: 'fail', reason: 'url expired: retries exhausted' };
     return { action: 'represign', delayMs: 0, reason: 'url_expired', throttled: false };
   }
-  const throttled = policy.throttleStatusCodes.includes(err.status) || err.code === 'SlowDown';
+  const throttled = isThrottle(err, policy);
   // Told to wait (the key's first attempt is still held): the throttle budget, without slowing the pool.
-  const wait = isCoordinatorWait(err, policy);
+  const budget = budgetOf(err, policy);
   const retryable =
-    throttled || wait || policy.statusCodes.includes(err.status) || policy.storeCodes.includes(err.code);
+    budget === 'throttles' || policy.statusCodes.includes(err.status) || policy.storeCodes.includes(err.code);
   if (!retryable) return { action: 'fail', reason: `${err.status} ${err.code}` };
-  const budget = throttled || wait ? 'throttles' : 'retries';
   const exhausted = budget === 'throttles' ? counts.throttles > policy.throttleLimit : counts.retries > policy.limit;
   if (exhausted) return { action: 'fail', reason: `${err.status} ${err.code}: retries exhausted` };
   const n = counts[budget];

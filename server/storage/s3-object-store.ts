@@ -426,13 +426,14 @@ export class S3ObjectStore implements ObjectStore {
     const ac = new AbortController();
     if (abortSignal?.aborted) ac.abort(abortSignal.reason);
     else abortSignal?.addEventListener('abort', () => ac.abort(abortSignal.reason), { once: true });
+    const late = `${operation}: no answer from the object store within ${timeoutMs} ms`;
     let timedOut = false;
     const timer =
       timeoutMs === undefined
         ? undefined
         : setTimeout(() => {
             timedOut = true;
-            ac.abort(new Error(`${operation}: no answer from the object store within ${timeoutMs} ms`));
+            ac.abort(new Error(late));
           }, timeoutMs);
     try {
       const out = await send({ abortSignal: ac.signal });
@@ -440,9 +441,7 @@ export class S3ObjectStore implements ObjectStore {
       return out;
     } catch (err) {
       if (timedOut && !abortSignal?.aborted) {
-        throw new StoreUnavailableError(`${operation}: no answer from the object store within ${timeoutMs} ms`, {
-          cause: err,
-        });
+        throw new StoreUnavailableError(late, { cause: err });
       }
       if (isNetworkFailure(err)) {
         throw new StoreUnavailableError(

@@ -583,7 +583,7 @@ export function partsMatchDeclaredMd5(
   return parts.every((p) => {
     const declared = md5.get(p.partNumber - 1);
     if (!declared) return false;
-    const etag = p.etag.replace(/^(W\/)?"|"$/g, '').toLowerCase();
+    const etag = normaliseEtag(p.etag).slice(1, -1).toLowerCase();
     return /^[0-9a-f]{32}$/.test(etag) && Buffer.from(declared, 'base64').toString('hex') === etag;
   });
 }

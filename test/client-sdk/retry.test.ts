@@ -113,3 +113,11 @@ test('Retry-After: delay-seconds and HTTP-date (RFC 9110 §10.2.3)', (t) => {
   t.is(parseRetryAfter('soon'), undefined);
   t.is(parseRetryAfter(undefined), undefined);
 });
+
+test('SlowDown counts against the throttle budget whatever its status, so the budget it is judged by grows', (t) => {
+  const p = resolveRetryPolicy({ throttleStatusCodes: [429] });
+  const slow = new HTTPError(503, 'SlowDown', 'slow down', { origin: 'store' });
+  t.is(budgetOf(slow, p), 'throttles');
+  t.like(retryDecision(slow, { retries: 0, throttles: 1 }, p), { action: 'retry', throttled: true });
+  t.is(retryDecision(slow, { retries: 0, throttles: p.throttleLimit + 1 }, p).action, 'fail');
+});
