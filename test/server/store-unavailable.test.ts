@@ -1,5 +1,5 @@
-import net from 'node:net';
 import test from 'ava';
+import { freePort } from '../../server/embedded.ts';
 import { callApi } from '../helpers/api-client.ts';
 import { startTestServer } from '../helpers/app.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
@@ -20,19 +20,11 @@ const s3Env = (endpoint: string) => ({
 process.env.AWS_ACCESS_KEY_ID ??= 'unreachable-test';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'unreachable-test';
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 for (const kind of ['stalled', 'refusing'] as const) {
   test(`an S3 endpoint that is ${kind}: init answers 503 object_store_unavailable with Retry-After, and records nothing`, async (t) => {
-    const proxy = kind === 'stalled' ? await startTcpProxy({ host: '127.0.0.1', port: await closedPort() }) : undefined;
+    const proxy = kind === 'stalled' ? await startTcpProxy({ host: '127.0.0.1', port: await freePort() }) : undefined;
     if (proxy) proxy.mode = 'stall';
-    const endpoint = proxy ? `http://127.0.0.1:${proxy.port}` : `http://127.0.0.1:${await closedPort()}`;
+    const endpoint = proxy ? `http://127.0.0.1:${proxy.port}` : `http://127.0.0.1:${await freePort()}`;
     // The AWS SDK's own retries apply to the whole call too: keep them few.
     const previous = process.env.AWS_MAX_ATTEMPTS;
     process.env.AWS_MAX_ATTEMPTS = '1';
